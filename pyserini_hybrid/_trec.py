@@ -1,0 +1,125 @@
+"""TREC run and qrels files: one strict reader and one deterministic, atomic writer each.
+
+A run is ``{qid: [(docid, score), ...]}`` sorted by score descending, ties broken by docid
+ascending (the order trec_eval itself uses), so the same scores always give the same bytes.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from pyserini_hybrid._io import atomic_write
+
+__all__ = ['Run', 'Qrels', 'TrecFormatError', 'read_run', 'write_run', 'read_qrels', 'write_qrels',
+           'sort_hits']
+
+Run = dict[str, list[tuple[str, float]]]
+Qrels = dict[str, dict[str, int]]
+
+
+class TrecFormatError(ValueError):
+    """A run or qrels file that does not follow the TREC format; the message names file and line."""
+
+
+def sort_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Score descending, docid ascending: trec_eval's own order, deterministic."""
+    return sorted(hits, key=lambda h: (-h[1], h[0]))
+
+
+def write_run(run: Mapping[str, Sequence[tuple[str, float]]], path: str | os.PathLike,
+              tag: str = 'pyserini_hybrid', hits: int | None = None) -> Path:
+    """Write ``run`` as a six-column TREC run file, atomically.
+
+    Queries are written in sorted qid order; each query's hits are sorted with :func:`sort_hits`
+    and cut to ``hits`` when given. Scores are written with 6 decimals (as Pyserini does).
+    """
+    if hits is not None and hits <= 0:
+        raise ValueError(f"hits must be positive, got {hits}")
+    if not tag or any(c.isspace() for c in tag):
+        raise ValueError(f"run tag must be one word, got {tag!r}")
+    with atomic_write(path) as out:
+        for qid in sorted(run):
+            ranked = sort_hits(run[qid])
+            if hits is not None:
+                ranked = ranked[:hits]
+            for rank, (docid, score) in enumerate(ranked, start=1):
+                if not math.isfinite(score):
+                    raise ValueError(f"non-finite score {score} for query {qid}, doc {docid}")
+                out.write(f'{qid} Q0 {docid} {rank} {score:.6f} {tag}\n')
+    return Path(path)
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """Read a TREC run strictly: six columns, finite numeric scores, no duplicate (qid, docid).
+
+    Raises
+    ------
+    TrecFormatError
+        With the file name and line number of the first bad line.
+    FileNotFoundError
+        When ``path`` does not exist.
+    """
+    path = Path(path)
+    run: Run = {}
+    seen: set[tuple[str, str]] = set()
+    for lineno, fields in _lines(path):
+        if len(fields) != 6:
+            raise TrecFormatError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), "
+                                  f"got {len(fields)}")
+        qid, _, docid, rank, score, _tag = fields
+        try:
+            value = float(score)
+            int(rank)
+        except ValueError:
+            raise TrecFormatError(f"{path}:{lineno}: rank {rank!r} / score {score!r} is not numeric") from None
+        if not math.isfinite(value):
+            raise TrecFormatError(f"{path}:{lineno}: score {score!r} is not a finite number")
+        if (qid, docid) in seen:
+            raise TrecFormatError(f"{path}:{lineno}: duplicate (query, doc) pair ({qid}, {docid})")
+        seen.add((qid, docid))
+        run.setdefault(qid, []).append((docid, value))
+    return {qid: sort_hits(hits) for qid, hits in run.items()}
+
+
+def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | os.PathLike) -> Path:
+    """Write TREC qrels (``qid 0 docid rel``) atomically, sorted by qid then docid."""
+    with atomic_write(path) as out:
+        for qid in sorted(qrels):
+            for docid in sorted(qrels[qid]):
+                out.write(f'{qid} 0 {docid} {int(qrels[qid][docid])}\n')
+    return Path(path)
+
+
+def read_qrels(path: str | os.PathLike) -> Qrels:
+    """Read TREC qrels strictly (four columns, integer relevance, no duplicates)."""
+    path = Path(path)
+    qrels: Qrels = {}
+    for lineno, fields in _lines(path):
+        if len(fields) != 4:
+            raise TrecFormatError(f"{path}:{lineno}: expected 4 columns (qid iter docid rel), got {len(fields)}")
+        qid, _, docid, rel = fields
+        try:
+            value = int(rel)
+        except ValueError:
+            raise TrecFormatError(f"{path}:{lineno}: relevance {rel!r} is not an integer") from None
+        if docid in qrels.get(qid, {}):
+            raise TrecFormatError(f"{path}:{lineno}: duplicate judgement for ({qid}, {docid})")
+        qrels.setdefault(qid, {})[docid] = value
+    return qrels
+
+
+def _lines(path: Path) -> Iterable[tuple[int, list[str]]]:
+    try:
+        handle = path.open(encoding='utf-8')
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    with handle:
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                fields = line.split()
+                if fields:
+                    yield lineno, fields
+        except UnicodeDecodeError as exc:
+            raise TrecFormatError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
