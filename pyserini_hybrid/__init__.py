@@ -9,4 +9,6 @@ from pyserini_hybrid._java import JavaSetupError, setup_java
 
 setup_java()
 
+from pyserini_hybrid.datasets import register as _register_datasets; _register_datasets()  # noqa: E702
+
 __all__ = ['JavaSetupError', 'setup_java', '__version__']

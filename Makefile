@@ -1,0 +1,28 @@
+# The two entry points of README.md. Both create .venv on first use.
+#   make main   install, then evaluate BM25, me5-small-offline and their fusion on XQuAD-R
+#   make test   install, then run the test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= run_files/xquad-r
+
+.PHONY: install main test bench clean
+install: $(VENV)/.installed
+
+# torch is pinned in the same pip command: left to pyserini it pulls a multi-GB CUDA build.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'torch==2.13.0' -e '.[test]'
+	touch $@
+
+main: install
+	$(PY) -m pyserini_hybrid.search --dataset lareqa/xquad-r --all-settings --retriever bm25 --output $(OUT)/bm25
+	$(PY) -m pyserini_hybrid.search --dataset lareqa/xquad-r --all-settings --retriever dense --encoder me5-small-offline --output $(OUT)/me5-small-offline
+	$(PY) -m pyserini_hybrid.search --dataset lareqa/xquad-r --all-settings --retriever fusion --encoder me5-small-offline --runs-dense $(OUT)/me5-small-offline --runs-bm25 $(OUT)/bm25 --output $(OUT)/fusion
+	$(PY) -m pyserini_hybrid.eval --dataset lareqa/xquad-r --runs bm25=$(OUT)/bm25 me5-small-offline=$(OUT)/me5-small-offline fusion=$(OUT)/fusion --exact me5-small-offline=me5-small-offline --output-dir $(OUT)/report
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

