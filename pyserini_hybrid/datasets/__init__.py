@@ -8,7 +8,11 @@ Every Mono, Cross and Multi setting is an ir_datasets id (``lareqa/xquad-r``, ``
     ds.queries_iter(); ds.docs_iter(); ds.qrels_iter(); ds.docs_store()
 
 For bulk work use the pool directly: ``load_pool('xquad-r')`` parses each file once per process.
+Data comes from ``$PYSERINI_HYBRID_DATA/{collection}/{lang}.json`` or from the pinned downloads
+(see :mod:`pyserini_hybrid.datasets._download`); every file is md5-checked.
 """
+from pyserini_hybrid.datasets._download import collection_files, is_available
+from pyserini_hybrid.datasets._export import default_export_dir, export_setting
 from pyserini_hybrid.datasets._ids import (COLLECTIONS, Setting, dataset_id_from_run_filename, list_settings,
                                            parse_dataset_id, run_filename)
 from pyserini_hybrid.datasets._lareqa import (LareqaDataError, LareqaDoc, LareqaQuery, Pool, clear_cache,
@@ -16,5 +20,5 @@ from pyserini_hybrid.datasets._lareqa import (LareqaDataError, LareqaDoc, Lareqa
 from pyserini_hybrid.datasets._registry import register
 
 __all__ = ['COLLECTIONS', 'LareqaDataError', 'LareqaDoc', 'LareqaQuery', 'Pool', 'Setting', 'clear_cache',
-           'dataset_id_from_run_filename', 'list_settings', 'load_pool', 'parse_dataset_id', 'parse_file',
-           'register', 'run_filename']
+           'collection_files', 'dataset_id_from_run_filename', 'default_export_dir', 'export_setting', 'is_available',
+           'list_settings', 'load_pool', 'parse_dataset_id', 'parse_file', 'register', 'run_filename']

@@ -13,6 +13,7 @@ Every file is md5-checked against ``downloads.json``. ``PYSERINI_HYBRID_VERIFY=0
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -23,7 +24,8 @@ from pathlib import Path
 from pyserini_hybrid.datasets._ids import COLLECTIONS
 from pyserini_hybrid.datasets._lareqa import LareqaDataError
 
-__all__ = ['DATA_ENV', 'OFFLINE_ENV', 'VERIFY_ENV', 'downloads', 'collection_files', 'fetch', 'file_md5']
+__all__ = ['DATA_ENV', 'OFFLINE_ENV', 'VERIFY_ENV', 'downloads', 'collection_files', 'fetch', 'file_md5',
+           'is_available']
 
 DATA_ENV = 'PYSERINI_HYBRID_DATA'
 OFFLINE_ENV = 'PYSERINI_HYBRID_OFFLINE'
@@ -71,27 +73,34 @@ def fetch(url: str, expected_md5: str | None, dest: str | os.PathLike) -> Path:
     Raises
     ------
     LareqaDataError
-        On a network failure or an md5 mismatch; ``dest`` is then left absent.
+        On a network failure or an md5 mismatch; ``dest`` is then left absent, and so are the
+        folders this call created for it.
     """
     from ir_datasets.util import HashVerificationError
     from ir_datasets.util.download import Download, RequestsDownload
 
     dest = Path(dest)
+    created = [p for p in [dest.parent, *dest.parent.parents] if not p.exists()]
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         Download([RequestsDownload(url)], expected_md5=expected_md5, cache_path=str(dest)).path()
-    except HashVerificationError as exc:
-        raise LareqaDataError(f"{url}: downloaded file failed its md5 check ({exc}); nothing was saved "
-                              f"to {dest}") from None
-    except Exception as exc:  # requests/OS errors: one line that says what to do offline
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LareqaDataError(f"could not download {url} ({reason}); put the file at {dest} or set "
-                              f"{DATA_ENV} to a directory holding {dest.parent.name}/{dest.name}") from None
-    return dest
+        return dest
+    except BaseException as exc:
+        for folder in created:  # deepest first; only folders this call made, only when empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, HashVerificationError):
+            raise LareqaDataError(f"{url}: downloaded file failed its md5 check ({exc}); nothing was "
+                                  f"saved to {dest}") from None
+        if isinstance(exc, Exception):  # requests/OS errors: one line that says what to do offline
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise LareqaDataError(f"could not download {url} ({reason}); put the file at {dest} or set "
+                                  f"{DATA_ENV} to a directory holding {dest.parent.name}/{dest.name}") from None
+        raise
 
 
 def collection_files(collection: str, data_dir: str | os.PathLike | None = None,
-                     verify: bool | None = None) -> dict[str, Path]:
+                     verify: bool | None = None, download: bool = True) -> dict[str, Path]:
     """Paths of every language file of ``collection``, md5-checked, downloading when allowed.
 
     Parameters
@@ -102,6 +111,8 @@ def collection_files(collection: str, data_dir: str | os.PathLike | None = None,
         Directory holding ``{collection}/{lang}.json``; defaults to ``$PYSERINI_HYBRID_DATA``.
     verify : bool, optional
         Check md5 sums (default: on, unless ``PYSERINI_HYBRID_VERIFY=0``).
+    download : bool
+        Allow downloading missing files (also off when ``PYSERINI_HYBRID_OFFLINE=1``).
 
     Raises
     ------
@@ -127,11 +138,24 @@ def collection_files(collection: str, data_dir: str | os.PathLike | None = None,
 
             path = Path(home_path()) / 'lareqa' / entry['cache_path']
             if not path.is_file():
-                if os.environ.get(OFFLINE_ENV, '').strip().lower() in _TRUE:
-                    raise LareqaDataError(f"missing data file {path} and {OFFLINE_ENV} is set; put "
-                                          f"{entry['url']} there or set {DATA_ENV}")
+                if not download or os.environ.get(OFFLINE_ENV, '').strip().lower() in _TRUE:
+                    raise LareqaDataError(f"missing data file {path} (offline); download {entry['url']} "
+                                          f"there or set {DATA_ENV} to a directory holding {collection}/")
                 fetch(entry['url'], entry['expected_md5'] if verify else None, path)
         if verify:
             _check_md5(path, entry['expected_md5'])
         files[lang] = path
     return files
+
+
+def is_available(collection: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether every file of ``collection`` is on this machine (no download, no md5 check).
+
+    Looks where :func:`collection_files` would: ``data_dir`` / ``$PYSERINI_HYBRID_DATA``, else the
+    ir_datasets cache.
+    """
+    try:
+        collection_files(collection, data_dir=data_dir, verify=False, download=False)
+    except LareqaDataError:
+        return False
+    return True

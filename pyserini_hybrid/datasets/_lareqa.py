@@ -8,8 +8,6 @@ Rules (LAReQA, arXiv 2004.05484, and its reference implementation):
   (first) answer's ``answer_start``; question id ``{squad_id}_{lang}``;
 - a question's relevant set is the answer sentence of every language where its SQuAD id appears.
 """
-from __future__ import annotations
-
 import json
 import os
 import threading
@@ -265,7 +263,7 @@ _LOCK = threading.Lock()
 
 
 def load_pool(collection: str, *, data_dir: str | os.PathLike | None = None,
-              verify: bool | None = None) -> Pool:
+              verify: bool | None = None, download: bool = True) -> Pool:
     """Parse every language file of ``collection`` once per process (cached) and return the pool.
 
     Parameters
@@ -278,6 +276,9 @@ def load_pool(collection: str, *, data_dir: str | os.PathLike | None = None,
     verify : bool, optional
         md5-check the files against the pinned sums (default on; ``PYSERINI_HYBRID_VERIFY=0`` turns it
         off, for hand-made test data only).
+    download : bool
+        Allow downloading missing files into the ir_datasets cache (default on, unless
+        ``PYSERINI_HYBRID_OFFLINE=1``).
 
     Raises
     ------
@@ -286,7 +287,7 @@ def load_pool(collection: str, *, data_dir: str | os.PathLike | None = None,
     """
     from pyserini_hybrid.datasets._download import collection_files
 
-    files = collection_files(collection, data_dir=data_dir, verify=verify)
+    files = collection_files(collection, data_dir=data_dir, verify=verify, download=download)
     key = (collection,) + tuple((lang, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
                                 for lang, p in files.items())
     with _LOCK:

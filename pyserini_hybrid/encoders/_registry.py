@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyserini_hybrid._io import atomic_write
 
-__all__ = ['DEFAULT_ENCODER', 'SPEC_FILE', 'ModelSpec', 'REGISTRY', 'EncoderSpecError', 'get_spec', 'save_spec',
+__all__ = ['DEFAULT_ENCODER', 'SPEC_FILE', 'ModelSpec', 'REGISTRY', 'EncoderError', 'get_spec', 'save_spec',
            'list_encoders']
 
 DEFAULT_ENCODER = 'me5-small-offline'
@@ -24,8 +24,9 @@ _POOLINGS = ('mean', 'cls')
 _SIMILARITIES = ('cosine', 'ip')
 
 
-class EncoderSpecError(ValueError):
-    """An unknown encoder name, or a spec file that cannot be read; the message names the file."""
+class EncoderError(ValueError):
+    """Any encoder set-up failure (unknown name, bad spec file, missing model files, model not
+    available offline), with a one-line message naming the name or file."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def get_spec(name_or_path: str | os.PathLike) -> ModelSpec:
 
     Raises
     ------
-    EncoderSpecError
+    EncoderError
         For an unknown name, a directory without a spec file, or an unreadable spec file.
     """
     key = os.fspath(name_or_path)
@@ -118,11 +119,11 @@ def get_spec(name_or_path: str | os.PathLike) -> ModelSpec:
     if path.is_dir():
         spec_file = path / SPEC_FILE
         if not spec_file.is_file():
-            raise EncoderSpecError(
+            raise EncoderError(
                 f"{path} has no {SPEC_FILE}: its pooling and prefixes are unknown; write one with "
                 "pyserini_hybrid.encoders.save_spec(model_dir, ModelSpec(...))")
         return _read_spec(spec_file, path)
-    raise EncoderSpecError(f"unknown encoder {key!r}: not a model directory, and not one of "
+    raise EncoderError(f"unknown encoder {key!r}: not a model directory, and not one of "
                            f"{', '.join(list_encoders())}")
 
 
@@ -130,18 +131,18 @@ def _read_spec(spec_file: Path, model_dir: Path) -> ModelSpec:
     try:
         data = json.loads(spec_file.read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EncoderSpecError(f"{spec_file}: cannot read encoder spec ({exc})") from None
+        raise EncoderError(f"{spec_file}: cannot read encoder spec ({exc})") from None
     if not isinstance(data, dict):
-        raise EncoderSpecError(f"{spec_file}: expected a JSON object")
+        raise EncoderError(f"{spec_file}: expected a JSON object")
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     unknown = sorted(set(data) - fields)
     if unknown:
-        raise EncoderSpecError(f"{spec_file}: unknown field(s) {', '.join(unknown)}")
+        raise EncoderError(f"{spec_file}: unknown field(s) {', '.join(unknown)}")
     data['name'] = data['model'] = str(model_dir)
     try:
         return ModelSpec(**data)
     except (TypeError, ValueError) as exc:
-        raise EncoderSpecError(f"{spec_file}: {exc}") from None
+        raise EncoderError(f"{spec_file}: {exc}") from None
 
 
 def save_spec(model_dir: str | os.PathLike, spec: ModelSpec) -> Path:

@@ -30,9 +30,10 @@ def trec_eval_order(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]
     """Sort ``(docid, score)`` pairs the way trec_eval ranks them: score desc, ties by docid desc.
 
     trec_eval ignores the rank column and re-sorts by score; its tie-break (``comp_sim_docno``,
-    ``strcmp(b, a)``) puts the larger docid first.
+    ``strcmp(b, a)``) puts the larger docid first. Python compares str by code point, which is
+    the byte order of their UTF-8 encoding, so no encoding is needed.
     """
-    return sorted(hits, key=lambda h: (h[1], h[0].encode()), reverse=True)
+    return sorted(hits, key=lambda h: (h[1], h[0]), reverse=True)
 
 
 def per_query_metrics(qrels: Qrels, run: Run, measures: Sequence[str] = MEASURES) -> dict[str, dict[str, float]]:

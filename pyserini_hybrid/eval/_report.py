@@ -1,0 +1,374 @@
+"""The evaluation report: one JSON document holding every number, a markdown rendering of it, and figures.
+
+``report.json`` is the source of truth (per-setting means, aggregates with their counts, depths,
+rules, tests); ``report.md`` and the PNGs are rendered from it, so every printed number can be
+checked against the JSON and, through the per-setting table, recomputed from the runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from pyserini_hybrid._io import atomic_dir, atomic_write
+from pyserini_hybrid.eval._bias import MISSING_RANK_RULE
+from pyserini_hybrid.eval._metrics import (AGGREGATE_KINDS, MEASURES, MISSING_RULE, PRIMARY, TIE_RULE,
+                                           SettingResult, aggregate, aggregate_units)
+from pyserini_hybrid.eval._significance import (DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES, bootstrap_ci, compare, holm,
+                                                randomization_test, seed_for)
+
+__all__ = ['build_report', 'render_markdown', 'write_report', 'REPORT_FILES']
+
+REPORT_FILES = ('report.md', 'report.json', 'aggregates.png')  # plus cross_heatmap_<system>.png
+ALPHA = 0.05
+_KIND_TITLE = {'mono': 'Mono', 'cross': 'Cross', 'multi': 'Multi'}
+_AGGREGATE_RULES = {
+    'mono': 'mean over the Mono settings (one per language) of the setting mean over its queries',
+    'cross': 'mean over the Cross settings (ordered language pairs) of the setting mean over its queries',
+    'multi': ('mean over query languages of the mean over that language\'s queries in the pooled (Multi) '
+              'ranking'),
+    'micro': 'micro = plain mean over all (setting, query) units of the aggregate; equals macro when every '
+             'setting (Multi: every query language) has the same number of queries, as in XQuAD-R; they '
+             'differ on MLQA-R (en 1148 queries, the other languages ~500)',
+}
+
+
+def _setting_row(result: SettingResult, measures: Sequence[str]) -> dict:
+    row = {'kind': result.kind, 'query_lang': result.query_lang, 'doc_langs': list(result.doc_langs),
+           'n_queries': result.n_queries, 'n_docs': result.n_docs, 'depth': result.depth,
+           'full_pool': result.full_pool, 'missing_queries': result.missing_queries, 'source': result.source}
+    row.update({m: result.mean(m) for m in measures})
+    if result.rank_distance is not None:
+        row['rank_distance'] = sum(result.rank_distance.values()) / len(result.rank_distance)
+        row['rank_distance_lower_bounds'] = result.rank_distance_bounded
+    return row
+
+
+def _depth_summary(results: Mapping[str, SettingResult]) -> dict:
+    depths = [r.depth for r in results.values()]
+    full = [d for d, r in results.items() if r.full_pool]
+    if len(full) == len(results):
+        label = 'AP (full pool: every candidate ranked)'
+    else:
+        label = f'AP@{max(depths)} (runs cut at {max(depths)} hits; full pool in {len(full)}/{len(results)} settings)'
+    return {'min': min(depths), 'max': max(depths), 'full_pool_settings': len(full), 'n_settings': len(results),
+            'label': label}
+
+
+def _system_block(results: Mapping[str, SettingResult], measures: Sequence[str], *, seed: int, name: str,
+                  n_bootstrap: int) -> dict:
+    aggregates: dict[str, dict] = {}
+    for measure in measures:
+        aggregates[measure] = {}
+        for kind in AGGREGATE_KINDS:
+            agg = aggregate(results, kind, measure)
+            if agg is None:
+                continue
+            if measure == PRIMARY:
+                _, weights, values = aggregate_units(results, kind, measure)
+                agg['ci95'] = list(bootstrap_ci(values, weights=weights, n_resamples=n_bootstrap,
+                                                seed=seed_for(seed, f'ci|{name}|{kind}|{measure}')))
+            aggregates[measure][kind] = agg
+    block = {'depth': _depth_summary(results), 'aggregates': aggregates,
+             'settings': {d: _setting_row(results[d], measures) for d in _ordered(results)}}
+    bias = aggregate(results, 'multi', 'rank_distance')
+    if bias is not None:
+        _, weights, values = aggregate_units(results, 'multi', 'rank_distance')
+        bias['ci95'] = list(bootstrap_ci(values, weights=weights, n_resamples=n_bootstrap,
+                                         seed=seed_for(seed, f'ci|{name}|multi|rank_distance')))
+        multi = next(r for r in results.values() if r.kind == 'multi')
+        bias['lower_bound_queries'] = multi.rank_distance_bounded
+        bias['exact'] = multi.rank_distance_bounded == 0
+        block['rank_distance'] = bias
+    return block
+
+
+def _ordered(results: Mapping[str, SettingResult]) -> list[str]:
+    order = {'mono': 0, 'cross': 1, 'multi': 2}
+    return sorted(results, key=lambda d: (order[results[d].kind], d))
+
+
+def _setting_tests(results_a: Mapping[str, SettingResult], results_b: Mapping[str, SettingResult], label: str, *,
+                   seed: int, n_resamples: int) -> dict:
+    """Per-setting randomization tests of AP (b - a), Holm-corrected across the settings compared."""
+    shared = [d for d in _ordered(results_a) if d in results_b]
+    rows = {}
+    for dataset_id in shared:
+        qa, qb = results_a[dataset_id].per_query[PRIMARY], results_b[dataset_id].per_query[PRIMARY]
+        qids = sorted(qa)
+        if sorted(qb) != qids:
+            raise ValueError(f"{dataset_id}: the two systems were scored on different queries")
+        va, vb = [qa[q] for q in qids], [qb[q] for q in qids]
+        rows[dataset_id] = {'diff': sum(vb) / len(vb) - sum(va) / len(va),
+                            'p_randomization': randomization_test(vb, va, n_resamples=n_resamples,
+                                                                  seed=seed_for(seed, f'rand|{label}|{dataset_id}'))}
+    adjusted = holm([row['p_randomization'] for row in rows.values()])
+    for row, p in zip(rows.values(), adjusted):
+        row['p_holm'] = p
+    better = {kind: sum(1 for d, r in rows.items() if results_a[d].kind == kind and r['p_holm'] <= ALPHA and
+                        r['diff'] > 0) for kind in AGGREGATE_KINDS}
+    worse = {kind: sum(1 for d, r in rows.items() if results_a[d].kind == kind and r['p_holm'] <= ALPHA and
+                       r['diff'] < 0) for kind in AGGREGATE_KINDS}
+    total = {kind: sum(1 for d in rows if results_a[d].kind == kind) for kind in AGGREGATE_KINDS}
+    return {'n_settings': len(rows), 'b_better': better, 'b_worse': worse, 'n_by_kind': total, 'settings': rows}
+
+
+def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResult]], *,
+                 measures: Sequence[str] = MEASURES, seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
+                 n_bootstrap: int = DEFAULT_BOOTSTRAP, setting_tests: bool = True,
+                 trec_eval_checks: Sequence[dict] = (), sources: Mapping[str, str] | None = None,
+                 command: str | None = None) -> dict:
+    """Everything the report says, as one JSON-ready dict.
+
+    Parameters
+    ----------
+    dataset_id
+        The collection id (``lareqa/xquad-r``) or the one setting evaluated.
+    systems
+        ``{system name: {dataset_id: SettingResult}}``, in display order; comparisons are ``b - a``
+        for every pair ``(a, b)`` with ``a`` listed first.
+    seed, n_resamples, n_bootstrap
+        Randomization test and bootstrap settings (deterministic for a given seed).
+    setting_tests
+        Also test every shared setting (Holm across settings), not only the aggregates.
+    trec_eval_checks
+        Results of :func:`pyserini_hybrid.eval.check_trec_eval`, recorded as given.
+    sources
+        ``{system: where its numbers come from}`` (run directory, ``exact: ENCODER``).
+    """
+    from pyserini_hybrid import __version__
+    from pyserini_hybrid.datasets import parse_dataset_id
+
+    if not systems:
+        raise ValueError("no system to report on")
+    if PRIMARY not in measures:
+        raise ValueError(f"the report needs {PRIMARY} among the measures")
+    setting = parse_dataset_id(dataset_id)
+    report = {
+        'tool': 'pyserini_hybrid.eval', 'version': __version__, 'command': command,
+        'dataset': dataset_id, 'collection': setting.collection, 'measures': list(measures), 'primary': PRIMARY,
+        'protocol': {
+            'metrics': 'ir_measures with the pytrec_eval provider (trec_eval code) on run files; exact mode '
+                       'computes the same definitions from the full score matrix',
+            'tie_rule': TIE_RULE, 'missing_queries': MISSING_RULE, 'rank_distance': MISSING_RANK_RULE,
+            'aggregates': _AGGREGATE_RULES, 'averaging': 'macro (as the paper reports); micro also given',
+            'significance': {
+                'unit': 'one query of one setting, paired between the two systems; units weighted as the '
+                        'aggregate weights them, so the tested difference is the printed macro difference',
+                'tests': 'two-sided paired randomization (sign-flip) test and paired t-test',
+                'ci': f'95% percentile bootstrap over units ({n_bootstrap} resamples)',
+                'holm': 'Holm correction across all aggregate comparisons of the report (every system pair x '
+                        'Mono/Cross/Multi AP and rank distance), per test; per-setting tests are corrected '
+                        'across the settings of a system pair',
+                'n_resamples': n_resamples, 'n_bootstrap': n_bootstrap, 'seed': seed, 'alpha': ALPHA},
+        },
+        'systems': {}, 'comparisons': [], 'setting_comparisons': [], 'trec_eval_check': list(trec_eval_checks),
+    }
+    for name, results in systems.items():
+        if not results:
+            raise ValueError(f"system {name!r} has no evaluated setting")
+        block = _system_block(results, measures, seed=seed, name=name, n_bootstrap=n_bootstrap)
+        block['source'] = (sources or {}).get(name, '')
+        report['systems'][name] = block
+
+    for a, b in itertools.combinations(list(systems), 2):
+        label = f'{a}|{b}'
+        for kind, value in [(k, PRIMARY) for k in AGGREGATE_KINDS] + [('multi', 'rank_distance')]:
+            if value == 'rank_distance' and not all(
+                    any(r.kind == 'multi' for r in systems[s].values()) for s in (a, b)):
+                continue
+            row = compare(systems[a], systems[b], kind, value, seed=seed, n_resamples=n_resamples,
+                          n_bootstrap=n_bootstrap, label=label)
+            if row is not None:
+                report['comparisons'].append({'a': a, 'b': b, 'aggregate': kind, 'value': value, **row})
+        if setting_tests:
+            tests = _setting_tests(systems[a], systems[b], label, seed=seed, n_resamples=n_resamples)
+            report['setting_comparisons'].append({'a': a, 'b': b, **tests})
+    for key in ('p_randomization', 'p_t'):
+        for row, p in zip(report['comparisons'], holm([r[key] for r in report['comparisons']])):
+            row[key + '_holm'] = p
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+
+def _f(value: float | None, digits: int = 4) -> str:
+    return '–' if value is None else f'{value:.{digits}f}'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
+    out += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return out
+
+
+def _p(value: float) -> str:
+    return f'{value:.2e}' if value < 1e-3 else f'{value:.4f}'
+
+
+def render_markdown(report: Mapping) -> str:
+    """The markdown report (every number also in ``report.json``)."""
+    from pyserini_hybrid.datasets import COLLECTIONS
+
+    systems = report['systems']
+    langs = COLLECTIONS[report['collection']]
+    primary = report['primary']
+    lines = [f"# Retrieval evaluation: {report['dataset']}", '']
+    lines.append(f"Produced by `{report['tool']}` {report['version']}"
+                 + (f" with `{report['command']}`" if report.get('command') else '') + '.')
+    lines += ['', '## Systems and depth', '']
+    rows = []
+    for name, block in systems.items():
+        depth = block['depth']
+        rows.append([name, block['source'] or '–', depth['label'], f"{depth['n_settings']}"])
+    lines += _table(['system', 'source', 'measure depth', 'settings'], rows)
+    lines += ['', 'Full-pool mAP ranks every candidate; a run cut at `hits` gives AP@hits, which can only be '
+                  'lower or equal (relevant sentences below the cut count as not retrieved).']
+
+    lines += ['', f'## Summary ({primary}, macro averages, 95% bootstrap CI)', '']
+    rows = []
+    for name, block in systems.items():
+        agg = block['aggregates'][primary]
+        cells = [name]
+        for kind in AGGREGATE_KINDS:
+            a = agg.get(kind)
+            cells.append('–' if a is None else f"{_f(a['macro'])} [{_f(a['ci95'][0], 3)}, {_f(a['ci95'][1], 3)}]"
+                         f" (n={a['n_queries']})")
+        bias = block.get('rank_distance')
+        cells.append('–' if bias is None else f"{_f(bias['macro'], 1)}" + ('' if bias['exact'] else ' (lower bound)'))
+        rows.append(cells)
+    lines += _table(['system', 'Mono', 'Cross', 'Multi', 'rank distance ↓'], rows)
+    lines += ['', 'n = (setting, query) units in the aggregate. Rank distance: mean (max rank − min rank) of a '
+                  'Multi query\'s relevant sentences, macro over query languages; lower is less biased.']
+
+    rows = []
+    for name, block in systems.items():
+        for measure in report['measures']:
+            agg = block['aggregates'][measure]
+            rows.append([name, measure] + [f"{_f(agg[k]['macro'])} / {_f(agg[k]['micro'])}" if k in agg else '–'
+                                           for k in AGGREGATE_KINDS])
+    lines += ['', '## All measures (macro / micro)', '']
+    lines += _table(['system', 'measure', 'Mono', 'Cross', 'Multi'], rows)
+    lines += ['', report['protocol']['aggregates']['micro'] + '.']
+
+    if report['comparisons']:
+        sig = report['protocol']['significance']
+        lines += ['', f'## Significance (b − a, paired per query; Holm across the {len(report["comparisons"])} '
+                      'comparisons)', '']
+        rows = []
+        for c in report['comparisons']:
+            what = 'rank distance' if c['value'] == 'rank_distance' else f"{_KIND_TITLE[c['aggregate']]} {c['value']}"
+            digits = 1 if c['value'] == 'rank_distance' else 4
+            star = ' *' if c['p_randomization_holm'] <= sig['alpha'] else ''
+            rows.append([c['a'], c['b'], what, f"{_f(c['a'], digits)} → {_f(c['b'], digits)}",
+                         f"{c['diff']:+.{digits}f}{star}", f"[{c['ci95'][0]:+.{digits}f}, {c['ci95'][1]:+.{digits}f}]",
+                         _p(c['p_randomization']), _p(c['p_randomization_holm']), _p(c['p_t']), _p(c['p_t_holm']),
+                         f"{c['n_units']}"])
+        lines += _table(['a', 'b', 'aggregate', 'a → b', 'Δ', '95% CI', 'p rand.', 'p rand. Holm', 'p t-test',
+                         'p t Holm', 'units'], rows)
+        lines += ['', f"\\* significant at α = {sig['alpha']} after Holm (randomization test, "
+                      f"{sig['n_resamples']} sign flips, seed {sig['seed']}). {sig['unit'].capitalize()}."]
+    for s in report['setting_comparisons']:
+        parts = [f"{_KIND_TITLE[k]} {s['b_better'][k]} better / {s['b_worse'][k]} worse of {s['n_by_kind'][k]}"
+                 for k in AGGREGATE_KINDS if s['n_by_kind'][k]]
+        lines.append(f"- Per setting, {s['b']} vs {s['a']} ({primary}, randomization test, Holm across "
+                     f"{s['n_settings']} settings): " + '; '.join(parts) + '.')
+
+    lines += ['', f'## Per language ({primary})', '']
+    header = ['language']
+    columns = []
+    for name, block in systems.items():
+        agg = block['aggregates'][primary]
+        for kind in AGGREGATE_KINDS:
+            if kind in agg:
+                header.append(f'{name} {_KIND_TITLE[kind]}')
+                columns.append(agg[kind]['by_lang'])
+        if 'rank_distance' in block:
+            header.append(f'{name} rank dist.')
+            columns.append({l: v for l, v in block['rank_distance']['by_lang'].items()})
+    rows = []
+    for lang in langs:
+        rows.append([lang] + [('–' if lang not in col else
+                               _f(col[lang], 1 if h.endswith('rank dist.') else 4)) for col, h in zip(columns, header[1:])])
+    lines += _table(header, rows)
+    lines += ['', 'Mono: the language\'s own setting. Cross: mean over the corpus languages for that query '
+                  'language. Multi: mean over that language\'s queries in the pooled ranking.']
+
+    lines += ['', '## Figures', '']
+    for name in systems:
+        if 'cross' in systems[name]['aggregates'][primary]:
+            lines.append(f"![Cross {primary} of {name}](cross_heatmap_{_safe(name)}.png)")
+    lines.append(f'![Mono/Cross/Multi {primary}](aggregates.png)')
+
+    if report['trec_eval_check']:
+        lines += ['', '## Cross-check with trec_eval', '']
+        rows = [[c['system'], c['setting'], _f(c['trec_eval_map']), _f(c['ir_measures_map'], 6),
+                 f"{c['abs_diff']:.1e}", 'yes' if c['agree'] else 'NO'] for c in report['trec_eval_check']]
+        lines += _table(['system', 'setting', 'trec_eval map', 'ir_measures AP', '|Δ|', 'agree (≤ 1e-4)'], rows)
+
+    lines += ['', f'## Every setting ({primary}; depth = hits per query in the run)', '']
+    ids = []
+    for block in systems.values():
+        ids += [d for d in block['settings'] if d not in ids]
+    names = list(systems)
+    rows = []
+    for dataset_id in ids:
+        first = next(systems[n]['settings'][dataset_id] for n in names if dataset_id in systems[n]['settings'])
+        cells = [dataset_id, first['kind'], str(first['n_queries']), str(first['n_docs'])]
+        for n in names:
+            row = systems[n]['settings'].get(dataset_id)
+            cells.append('–' if row is None else f"{_f(row[primary])} @{row['depth']}"
+                         + (f" ({row['missing_queries']} missing)" if row['missing_queries'] else ''))
+        rows.append(cells)
+    lines += _table(['setting', 'kind', 'queries', 'docs'] + names, rows)
+
+    protocol = report['protocol']
+    lines += ['', '## Rules', '',
+              f"- Metrics: {protocol['metrics']}.",
+              f"- Ties: {protocol['tie_rule']}.",
+              f"- Missing queries: {protocol['missing_queries']}.",
+              f"- Rank distance with cut runs: {protocol['rank_distance']}.",
+              f"- Mono: {protocol['aggregates']['mono']}; Cross: {protocol['aggregates']['cross']}; "
+              f"Multi: {protocol['aggregates']['multi']}.",
+              f"- Significance: {protocol['significance']['tests']}; {protocol['significance']['ci']}; "
+              f"{protocol['significance']['holm']}.", '']
+    return '\n'.join(lines)
+
+
+def _safe(name: str) -> str:
+    return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in name)
+
+
+def write_report(report: Mapping, output_dir: str | os.PathLike) -> list[Path]:
+    """Write ``report.md``, ``report.json``, ``aggregates.png`` and ``cross_heatmap_<system>.png``.
+
+    Everything is rendered in memory first; a missing ``output_dir`` (whose parent exists) is
+    created atomically with all files in it, an existing one gets each file replaced atomically.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from pyserini_hybrid.eval._plots import plot_aggregates, plot_cross_heatmap
+
+    files: dict[str, bytes] = {
+        'report.json': (json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + '\n').encode('utf-8'),
+        'report.md': render_markdown(report).encode('utf-8'),
+        'aggregates.png': plot_aggregates(report),
+    }
+    for name, block in report['systems'].items():
+        if 'cross' in block['aggregates'][report['primary']]:
+            files[f'cross_heatmap_{_safe(name)}.png'] = plot_cross_heatmap(report, name)
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"output directory is a file: {output_dir}")
+    with contextlib.ExitStack() as stack:
+        target = output_dir if output_dir.is_dir() else stack.enter_context(atomic_dir(output_dir))
+        for filename, data in files.items():
+            with atomic_write(target / filename, 'wb') as out:
+                out.write(data)
+    return [output_dir / f for f in files]

@@ -1,0 +1,1 @@
+"""Hybrid-batch training of multilingual encoders (placeholder while being written)."""

@@ -1,0 +1,366 @@
+"""Training recipes: strict YAML -> :class:`Recipe`.
+
+A recipe names the base model, the strategy (``mono`` / ``cross`` / ``hybrid``) and ``alpha``, the
+training languages, the corpora (``data``: one entry per source dataset, with adapter options) and
+the hyper-parameters, so a model is re-made by one command::
+
+    python -m pyserini_hybrid.train --recipe encoders/me5-small-hybrid.yaml
+
+Unknown keys and wrong types are errors: one line naming the file, the line and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyserini_hybrid.train._data import ADAPTERS, ALL_LANGUAGES, TRAIN_LANGUAGES, adapter_options
+from pyserini_hybrid.train._samplers import STRATEGIES
+
+__all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES']
+
+LOSSES = ('mnrl', 'cached-mnrl')
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    """One source dataset of a recipe.
+
+    Attributes
+    ----------
+    corpus : str
+        Adapter name (see ``pyserini_hybrid.train.ADAPTERS``).
+    name : str or None
+        Source name (default: the corpus name); must be unique within a recipe.
+    weight : float
+        Multiplies the source's size when batches choose their source.
+    task : str or None
+        Task description for an instruction template on queries (E5-instruct).
+    drop_eval_overlap : bool
+        Drop items holding evaluation text instead of refusing to train (WikiQA has a few).
+    options : dict
+        Adapter keyword options (e.g. ``splits``, ``mode``), checked against the adapter.
+    """
+
+    corpus: str
+    name: str | None = None
+    weight: float = 1.0
+    task: str | None = None
+    drop_eval_overlap: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def source_name(self) -> str:
+        return self.name or self.corpus
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Held-out *training* items for the validation loss (never XQuAD-R / MLQA-R).
+
+    Attributes
+    ----------
+    fraction : float
+        Share of each source's items held out (0 disables validation).
+    max_items : int
+        At most this many items held out per source.
+    batches : int
+        Number of fixed validation batches (built once with the training strategy).
+    eval_steps : int
+        Evaluate (and checkpoint) every this many steps.
+    patience : int
+        Early stopping after this many evaluations without improvement (0: never stop early).
+    """
+
+    fraction: float = 0.02
+    max_items: int = 100
+    batches: int = 8
+    eval_steps: int = 100
+    patience: int = 0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a training run depends on (besides the data files and the code)."""
+
+    name: str
+    data: tuple[DataEntry, ...]
+    base: str = 'me5-small-offline'
+    strategy: str = 'hybrid'
+    alpha: float = 0.5
+    languages: tuple[str, ...] = TRAIN_LANGUAGES
+    max_steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    scale: float = 20.0
+    max_length: int = 64
+    freeze_embeddings: bool = True
+    hard_negatives: bool = True
+    loss: str = 'mnrl'
+    mini_batch_size: int = 16
+    query_instruction: str | None = None
+    seed: int = 42
+    save_steps: int = 100
+    logging_steps: int = 10
+    output: str | None = None
+    validation: Validation = field(default_factory=Validation)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output or os.path.join('models', self.name))
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out['languages'] = list(self.languages)
+        out['data'] = [dict(e) for e in out['data']]
+        return out
+
+    def with_overrides(self, where: str = 'command line', **overrides: Any) -> 'Recipe':
+        """A copy with some top-level fields replaced (``None`` values are ignored), re-validated."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        for key, value in values.items():
+            _check_value(Recipe, key, value, where, key)
+        recipe = dataclasses.replace(self, **values)
+        _validate(recipe, where, {})
+        return recipe
+
+
+# ------------------------------------------------------------------------------------------------
+# strict parsing
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read a recipe file.
+
+    Raises
+    ------
+    RecipeError
+        Missing file, invalid YAML, unknown keys, wrong types or invalid values (one line, with file
+        and line).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding='utf-8')
+    except FileNotFoundError:
+        raise RecipeError(f"recipe not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read recipe ({exc})") from None
+    return parse_recipe(text, str(path))
+
+
+def parse_recipe(text: str, where: str = '<recipe>') -> Recipe:
+    """Parse recipe YAML text; ``where`` names it in error messages."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        line = f':{mark.line + 1}' if mark is not None else ''
+        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{where}{line}: invalid YAML ({problem})") from None
+    if node is None:
+        raise RecipeError(f"{where}: empty recipe")
+    lines: dict[str, int] = {}
+    data = _to_python(node, '', lines, where)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}:{node.start_mark.line + 1}: a recipe is a mapping of keys to values")
+    recipe = _build(Recipe, data, '', where, lines)
+    _validate(recipe, where, lines)
+    return recipe
+
+
+def _to_python(node: Any, path: str, lines: dict[str, int], where: str) -> Any:
+    """yaml node -> Python values, recording each key path's line (for error messages)."""
+    import yaml
+
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            sub = f'{path}.{key}' if path else str(key)
+            if key in out:
+                raise RecipeError(f"{where}:{key_node.start_mark.line + 1}: duplicate key '{sub}'")
+            lines[sub] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, sub, lines, where)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, f'{path}[{i}]', lines, where) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader('').construct_object(node, deep=True)
+
+
+def _at(where: str, lines: dict[str, int], key: str) -> str:
+    line = lines.get(key)
+    return f'{where}:{line}' if line else where
+
+
+_TYPE_WORDS = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string'}
+
+
+def _describe(value: Any) -> str:
+    return f'{type(value).__name__} {value!r}' if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _check_value(cls: type, key: str, value: Any, where: str, label: str) -> Any:
+    """Check ``value`` against ``cls.key``'s type; return it converted (lists -> tuples)."""
+    hint = typing.get_type_hints(cls)[key]
+    return _coerce(hint, value, where, label)
+
+
+def _coerce(hint: Any, value: Any, where: str, label: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__('types'), 'UnionType', None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where, label)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{where}: '{label}' must be a list, got {_describe(value)}")
+        return tuple(_coerce(args[0], v, where, f'{label}[{i}]') for i, v in enumerate(value))
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: '{label}' must be a mapping, got {_describe(value)}")
+        return dict(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            hint_text = ''
+            if isinstance(value, str):
+                try:
+                    float(value)
+                    hint_text = ' (YAML reads 3e-5 as text: write 3.0e-5)'
+                except ValueError:
+                    pass
+            raise RecipeError(f"{where}: '{label}' must be a number, got {_describe(value)}{hint_text}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where}: '{label}' must be an integer, got {_describe(value)}")
+        return value
+    if hint in (bool, str):
+        if not isinstance(value, hint):
+            raise RecipeError(f"{where}: '{label}' must be {_TYPE_WORDS[hint]}, got {_describe(value)}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str, where: str, lines: dict[str, int]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = f'{prefix}{unknown[0]}'
+        raise RecipeError(f"{_at(where, lines, key)}: unknown key '{key}' (valid keys: "
+                          f"{', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, value in data.items():
+        key = f'{prefix}{name}'
+        loc = _at(where, lines, key)
+        if cls is Recipe and name == 'data':
+            kwargs[name] = _build_data(value, where, lines)
+        elif cls is Recipe and name == 'validation':
+            if not isinstance(value, dict):
+                raise RecipeError(f"{loc}: 'validation' must be a mapping, got {_describe(value)}")
+            kwargs[name] = _build(Validation, value, 'validation.', where, lines)
+        else:
+            kwargs[name] = _check_value(cls, name, value, loc, key)
+    missing = [f.name for f in fields.values()
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs]
+    if missing:
+        raise RecipeError(f"{_at(where, lines, prefix.rstrip('.'))}: missing key '{prefix}{missing[0]}'")
+    return cls(**kwargs)
+
+
+def _build_data(value: Any, where: str, lines: dict[str, int]) -> tuple[DataEntry, ...]:
+    if not isinstance(value, list) or not value:
+        raise RecipeError(f"{_at(where, lines, 'data')}: 'data' must be a non-empty list of corpora, "
+                          f"got {_describe(value)}")
+    entries = []
+    for i, item in enumerate(value):
+        prefix = f'data[{i}]'
+        loc = _at(where, lines, prefix)
+        if isinstance(item, str):
+            item = {'corpus': item}
+        if not isinstance(item, dict):
+            raise RecipeError(f"{loc}: '{prefix}' must be a corpus name or a mapping, got {_describe(item)}")
+        corpus = item.get('corpus')
+        if not isinstance(corpus, str):
+            raise RecipeError(f"{loc}: '{prefix}.corpus' must name a corpus ({', '.join(sorted(ADAPTERS))})")
+        if corpus not in ADAPTERS:
+            raise RecipeError(f"{_at(where, lines, prefix + '.corpus')}: unknown corpus {corpus!r} in "
+                              f"'{prefix}.corpus' (choices: {', '.join(sorted(ADAPTERS))})")
+        own = {f.name for f in dataclasses.fields(DataEntry)} - {'options'}
+        options_spec = adapter_options(corpus)
+        kwargs, options = {}, {}
+        for key, val in item.items():
+            label = f'{prefix}.{key}'
+            kloc = _at(where, lines, label)
+            if key in own:
+                kwargs[key] = _check_value(DataEntry, key, val, kloc, label)
+            elif key in options_spec:
+                kind, default = options_spec[key]
+                if kind is list:
+                    if isinstance(val, str):
+                        val = [val]
+                    if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+                        raise RecipeError(f"{kloc}: '{label}' must be a list of strings, got {_describe(val)}")
+                elif kind is bool and not isinstance(val, bool) or kind is str and not isinstance(val, str):
+                    raise RecipeError(f"{kloc}: '{label}' must be {_TYPE_WORDS[kind]}, got {_describe(val)}")
+                options[key] = val
+            else:
+                valid = sorted(own | set(options_spec))
+                raise RecipeError(f"{kloc}: unknown key '{label}' for corpus {corpus!r} (valid keys: "
+                                  f"{', '.join(valid)})")
+        entries.append(DataEntry(options=options, **kwargs))
+    return tuple(entries)
+
+
+def _validate(recipe: Recipe, where: str, lines: dict[str, int]) -> None:
+    def fail(key: str, message: str) -> None:
+        raise RecipeError(f"{_at(where, lines, key)}: {message}")
+
+    if recipe.strategy not in STRATEGIES:
+        fail('strategy', f"'strategy' must be one of {', '.join(STRATEGIES)}, got {recipe.strategy!r}")
+    if not 0.0 <= recipe.alpha <= 1.0:
+        fail('alpha', f"'alpha' must be between 0 and 1, got {recipe.alpha}")
+    bad = [l for l in recipe.languages if l not in ALL_LANGUAGES]
+    if bad or not recipe.languages:
+        fail('languages', f"'languages' must be codes among {', '.join(ALL_LANGUAGES)}, got {bad or '[]'}")
+    if recipe.loss not in LOSSES:
+        fail('loss', f"'loss' must be one of {', '.join(LOSSES)}, got {recipe.loss!r}")
+    for key in ('max_steps', 'save_steps', 'logging_steps', 'max_length', 'mini_batch_size'):
+        if getattr(recipe, key) < 1:
+            fail(key, f"'{key}' must be >= 1, got {getattr(recipe, key)}")
+    if recipe.batch_size < 2:
+        fail('batch_size', f"'batch_size' must be >= 2 (in-batch negatives), got {recipe.batch_size}")
+    for key in ('lr', 'scale'):
+        if getattr(recipe, key) <= 0:
+            fail(key, f"'{key}' must be > 0, got {getattr(recipe, key)}")
+    if recipe.weight_decay < 0:
+        fail('weight_decay', f"'weight_decay' must be >= 0, got {recipe.weight_decay}")
+    if not 0.0 <= recipe.warmup < 1.0:
+        fail('warmup', f"'warmup' (a share of the steps) must be in [0, 1), got {recipe.warmup}")
+    v = recipe.validation
+    if not 0.0 <= v.fraction < 0.5:
+        fail('validation.fraction', f"'validation.fraction' must be in [0, 0.5), got {v.fraction}")
+    for key in ('max_items', 'batches', 'eval_steps'):
+        if getattr(v, key) < 1:
+            fail(f'validation.{key}', f"'validation.{key}' must be >= 1, got {getattr(v, key)}")
+    if v.patience < 0:
+        fail('validation.patience', f"'validation.patience' must be >= 0, got {v.patience}")
+    names = [e.source_name for e in recipe.data]
+    for i, entry in enumerate(recipe.data):
+        if names.count(entry.source_name) > 1:
+            fail(f'data[{i}]', f"two data entries are named {entry.source_name!r}: give one a 'name'")
+        if entry.weight < 0:
+            fail(f'data[{i}].weight', f"'data[{i}].weight' must be >= 0, got {entry.weight}")

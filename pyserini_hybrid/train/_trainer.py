@@ -1,0 +1,426 @@
+"""A thin set-up of sentence-transformers' trainer for hybrid-batch training.
+
+:func:`train` reads the corpora of a :class:`Recipe`, refuses evaluation text (zero-shot hygiene),
+holds out training items for a validation loss, and runs ``SentenceTransformerTrainer`` with
+``MultipleNegativesRankingLoss`` (cosine, ``scale`` = 1 / temperature; the cached variant for big
+batches) and our batch samplers. Checkpoints go to ``<output>.checkpoints``; ``resume=True``
+continues from the newest complete one and ends with the same weights as an uninterrupted run (same
+seed, CPU). The finished model is written atomically to ``<output>``: a sentence-transformers
+directory with our :class:`ModelSpec` (so ``--encoder <output>`` gets the right prefixes and
+pooling), a model card (``README.md``) and ``training.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from pyserini_hybrid._io import atomic_dir, atomic_write, check_output_path
+from pyserini_hybrid.train._data import PairTable, default_train_dir, load_source
+from pyserini_hybrid.train._recipe import Recipe
+
+__all__ = ['TrainResult', 'TrainError', 'train', 'load_tables', 'checkpoint_dir', 'last_checkpoint',
+           'code_version']
+
+logger = logging.getLogger(__name__)
+
+RECIPE_FILE = 'recipe.json'
+LOG_FILE = 'training.json'
+
+
+class TrainError(RuntimeError):
+    """A training run that cannot start or continue (existing output, mismatched checkpoints...)."""
+
+
+@dataclass
+class TrainResult:
+    """What a :func:`train` call did.
+
+    Attributes
+    ----------
+    output : Path
+        The model directory (complete only when ``completed``).
+    completed : bool
+        False when training stopped before ``max_steps`` without early stopping (interrupted);
+        the checkpoints stay for ``resume``.
+    global_step : int
+    log : list of dict
+        The trainer's log history (training loss every ``logging_steps``, validation losses).
+    pairs_per_second : float
+        Training pairs per second of step time (validation excluded).
+    sources : dict
+        Per source: items trained on / held out, languages.
+    """
+
+    output: Path
+    completed: bool
+    global_step: int
+    log: list[dict] = field(default_factory=list)
+    pairs_per_second: float = 0.0
+    sources: dict[str, dict] = field(default_factory=dict)
+    early_stopped: bool = False
+
+
+def checkpoint_dir(output: str | os.PathLike) -> Path:
+    """Where the checkpoints of a run writing ``output`` live: ``<output>.checkpoints``."""
+    output = Path(output)
+    return output.with_name(output.name + '.checkpoints')
+
+
+def last_checkpoint(ckpt_dir: str | os.PathLike) -> Path | None:
+    """The newest *complete* ``checkpoint-N`` (its ``trainer_state.json`` parses; it is written last)."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return None
+    found = []
+    for path in ckpt_dir.glob('checkpoint-*'):
+        try:
+            step = int(path.name.split('-', 1)[1])
+            json.loads((path / 'trainer_state.json').read_text(encoding='utf-8'))
+        except (ValueError, OSError):
+            continue
+        found.append((step, path))
+    return max(found)[1] if found else None
+
+
+def code_version() -> str:
+    """Package version, plus the git commit (``+dirty`` with local changes) when run from a checkout."""
+    import pyserini_hybrid
+
+    version = pyserini_hybrid.__version__
+    repo = Path(pyserini_hybrid.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(['git', '-C', str(repo), 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', str(repo), 'status', '--porcelain', '--untracked-files=no'],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version} (git {commit}{'+dirty' if dirty else ''})" if commit else version
+
+
+def load_tables(recipe: Recipe, train_dir: str | os.PathLike | None = None,
+                index: dict[str, str] | None = None) -> tuple[list[PairTable], dict[str, int]]:
+    """Read the recipe's corpora; drop evaluation-overlapping items where an entry asks for it.
+
+    Returns the tables and, per source, how many items were dropped for overlap.
+    """
+    from pyserini_hybrid.train._hygiene import drop_overlapping, eval_index
+
+    train_dir = Path(train_dir) if train_dir is not None else default_train_dir()
+    tables, dropped = [], {}
+    for entry in recipe.data:
+        table = load_source(entry.corpus, train_dir, recipe.languages, task=entry.task, **entry.options)
+        table.name = entry.source_name
+        if entry.drop_eval_overlap:
+            index = eval_index() if index is None else index
+            table, dropped[table.name] = drop_overlapping(table, index)
+        if len(table) == 0:
+            raise TrainError(f"corpus {entry.corpus!r} gives no items in languages {', '.join(recipe.languages)}")
+        tables.append(table)
+    return tables, dropped
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def _validation_dataset(held: list[PairTable], recipe: Recipe, prefixes: tuple[str, str, str | None]):
+    """Fixed validation batches (built once with the training strategy) as a flat dataset."""
+    from datasets import Dataset
+    from torch.utils.data import ConcatDataset
+
+    from pyserini_hybrid.train._samplers import HybridBatchSampler, PairBatchSampler, strategy_alpha
+
+    held = [t for t in held if len(t) >= 2]
+    if not held:
+        return None
+    alpha = strategy_alpha(recipe.strategy, recipe.alpha)
+    datasets = [t.to_dataset(*prefixes, with_negatives=False) for t in held]
+    seed = recipe.seed + 1
+    subs = [PairBatchSampler(ds, recipe.batch_size, True, seed=seed, alpha=alpha, languages=recipe.languages)
+            for ds in datasets]
+    try:
+        sampler = HybridBatchSampler(ConcatDataset(datasets), subs, seed=seed, alpha=alpha,
+                                     weights={e.source_name: e.weight for e in recipe.data})
+    except ValueError as exc:
+        logger.warning("no validation loss: the held-out items cannot fill a batch (%s)", exc)
+        return None
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 0])
+    anchors, positives = [], []
+    for _ in range(recipe.validation.batches * 4):
+        _, source, rows = sampler.next_batch(rng)
+        if len(rows) == recipe.batch_size:   # sequential batching below needs full batches
+            texts = datasets[source][rows]
+            anchors += texts['anchor']
+            positives += texts['positive']
+        if len(anchors) >= recipe.validation.batches * recipe.batch_size:
+            break
+    if not anchors:
+        return None
+    return Dataset.from_dict({'anchor': anchors, 'positive': positives})
+
+
+class _Throughput:
+    """Trainer callback timing the training steps (validation and saving excluded)."""
+
+    def __new__(cls, *args, **kwargs):
+        from transformers import TrainerCallback
+
+        class Throughput(TrainerCallback):
+            def __init__(self) -> None:
+                self.seconds = 0.0
+                self.steps = 0
+                self._t0 = None
+
+            def on_step_begin(self, args, state, control, **kw):
+                self._t0 = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                if self._t0 is not None:
+                    self.seconds += time.perf_counter() - self._t0
+                    self.steps += 1
+                    self._t0 = None
+
+        return Throughput()
+
+
+def _freeze_word_embeddings(model: Any) -> int:
+    """Stop gradients to the input word embeddings (96M of me5-small's 118M parameters)."""
+    frozen = 0
+    for module in model:
+        auto = getattr(module, 'auto_model', None)
+        if auto is not None and hasattr(auto, 'get_input_embeddings'):
+            weight = auto.get_input_embeddings().weight
+            weight.requires_grad_(False)
+            frozen += weight.numel()
+    return frozen
+
+
+def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume: bool = False,
+          device: str | None = None, callbacks: Sequence[Any] = (), progress: bool = True,
+          keep_checkpoints: bool = False, eval_index: dict[str, str] | None = None) -> TrainResult:
+    """Train an encoder as ``recipe`` says and write it to ``recipe.output_dir``.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    train_dir : path, optional
+        Folder of the training corpora (default ``$PYSERINI_HYBRID_TRAIN_DATA`` or ../shared/data/train).
+    resume : bool
+        Continue from the newest complete checkpoint in ``<output>.checkpoints`` (start fresh when
+        there is none).
+    device : str, optional
+        ``'cpu'`` forces the CPU; default: a GPU when present (several through accelerate/torchrun).
+    callbacks : sequence of transformers.TrainerCallback
+        Extra trainer callbacks.
+    progress : bool
+        Show the trainer's progress bar.
+    keep_checkpoints : bool
+        Keep ``<output>.checkpoints`` after a completed run.
+    eval_index : dict, optional
+        Pre-built zero-shot hygiene index (:func:`pyserini_hybrid.train.eval_index`); built from
+        XQuAD-R (and MLQA-R when present) by default.
+
+    Raises
+    ------
+    TrainError, RecipeError, TrainDataError, ZeroShotLeakError
+        With one line saying what is wrong.
+    """
+    from pyserini_hybrid.train._hygiene import check_zero_shot
+    from pyserini_hybrid.train._hygiene import eval_index as build_index
+
+    output = recipe.output_dir
+    check_output_path(output)
+    ckpt_dir = checkpoint_dir(output)
+    if output.exists():
+        raise TrainError(f"output {output} already exists: choose another --output or remove it")
+    snapshot = {k: v for k, v in recipe.to_dict().items() if k != 'output'}
+    if ckpt_dir.exists():
+        if not resume:
+            raise TrainError(f"{ckpt_dir} holds checkpoints of an earlier run: pass --resume to continue it, "
+                             "or remove it")
+        saved = ckpt_dir / RECIPE_FILE
+        if saved.is_file():
+            before = json.loads(saved.read_text(encoding='utf-8'))
+            diff = sorted(k for k in set(before) | set(snapshot) if before.get(k) != snapshot.get(k))
+            if diff:
+                raise TrainError(f"{ckpt_dir} was made with a different recipe (differs in: {', '.join(diff)}); "
+                                 "resume with the same settings or remove it")
+    resume_from = last_checkpoint(ckpt_dir) if resume else None
+    if resume and resume_from is None:
+        logger.warning("nothing to resume in %s: starting from step 0", ckpt_dir)
+
+    # data, hygiene, held-out split
+    index = build_index() if eval_index is None else eval_index
+    tables, dropped = load_tables(recipe, train_dir, index)
+    n_texts = check_zero_shot(tables, index)
+    v = recipe.validation
+    train_tables, held_tables = [], []
+    for table in tables:
+        if v.fraction > 0:
+            kept, held = table.split(v.fraction, v.max_items, recipe.seed)
+        else:
+            kept, held = table, table.subset([])
+        train_tables.append(kept)
+        held_tables.append(held)
+    sources = {t.name: {'corpus': e.corpus, 'options': e.options, 'languages': list(t.langs), 'items': len(t),
+                        'held_out': len(h), 'dropped_eval_overlap': dropped.get(t.name, 0), 'weight': e.weight,
+                        'task': e.task, 'same_text': t.same_text, 'negatives': t.negatives is not None}
+               for t, h, e in zip(train_tables, held_tables, recipe.data)}
+
+    import torch
+    from datasets import DatasetDict
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
+                                                                   MultipleNegativesRankingLoss)
+    from transformers import EarlyStoppingCallback, set_seed
+
+    from pyserini_hybrid.encoders import Encoder, save_spec
+    from pyserini_hybrid.train._samplers import make_samplers
+
+    set_seed(recipe.seed)
+    base = Encoder(recipe.base, device=device)
+    spec = base.spec
+    if recipe.query_instruction is not None:
+        spec = dataclasses.replace(spec, query_instruction=recipe.query_instruction)
+    model = base.model
+    search_max_length = model.max_seq_length
+    model.max_seq_length = recipe.max_length
+    frozen = _freeze_word_embeddings(model) if recipe.freeze_embeddings else 0
+    prefixes = (spec.query_prefix, spec.passage_prefix, spec.query_instruction)
+
+    train_dataset = DatasetDict({t.name: t.to_dataset(*prefixes, with_negatives=recipe.hard_negatives)
+                                 for t in train_tables})
+    eval_dataset = _validation_dataset(held_tables, recipe, prefixes) if v.fraction > 0 else None
+    batch_sampler, multi_sampler = make_samplers(recipe.strategy, recipe.alpha, recipe.languages,
+                                                 {e.source_name: e.weight for e in recipe.data})
+    world_size = int(os.environ.get('WORLD_SIZE', '1'))
+    if recipe.loss == 'cached-mnrl':
+        loss = CachedMultipleNegativesRankingLoss(model, scale=recipe.scale, mini_batch_size=recipe.mini_batch_size,
+                                                  gather_across_devices=world_size > 1)
+    else:
+        loss = MultipleNegativesRankingLoss(model, scale=recipe.scale, gather_across_devices=world_size > 1)
+
+    early = eval_dataset is not None and v.patience > 0
+    save_steps = v.eval_steps if early else recipe.save_steps
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir), max_steps=recipe.max_steps, per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.batch_size, learning_rate=recipe.lr, weight_decay=recipe.weight_decay,
+        warmup_steps=recipe.warmup, lr_scheduler_type='linear', seed=recipe.seed, data_seed=recipe.seed,
+        batch_sampler=batch_sampler, multi_dataset_batch_sampler=multi_sampler, dataloader_drop_last=True,
+        eval_strategy='steps' if eval_dataset is not None else 'no', eval_steps=v.eval_steps,
+        save_strategy='steps', save_steps=save_steps, save_total_limit=2, load_best_model_at_end=early,
+        metric_for_best_model='eval_loss' if early else None, greater_is_better=False if early else None,
+        logging_steps=recipe.logging_steps, report_to='none', disable_tqdm=not progress,
+        use_cpu=device == 'cpu', dataloader_num_workers=0)
+    throughput = _Throughput()
+    trainer_callbacks = [throughput, *callbacks]
+    if early:
+        trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=v.patience))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
+                                         eval_dataset=eval_dataset, loss=loss, callbacks=trainer_callbacks)
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(ckpt_dir / RECIPE_FILE) as out:
+        json.dump(snapshot, out, indent=2, sort_keys=True)
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    state = trainer.state
+    early_stopped = early and any(isinstance(cb, EarlyStoppingCallback) and
+                                  cb.early_stopping_patience_counter >= v.patience
+                                  for cb in trainer.callback_handler.callbacks)
+    pairs_per_second = (throughput.steps * recipe.batch_size * world_size / throughput.seconds
+                        if throughput.seconds else 0.0)
+    result = TrainResult(output=output, completed=state.global_step >= recipe.max_steps or early_stopped,
+                         global_step=state.global_step, log=list(state.log_history),
+                         pairs_per_second=pairs_per_second, sources=sources, early_stopped=early_stopped)
+    if not result.completed:
+        logger.warning("training stopped at step %d of %d: resume with --resume", state.global_step,
+                       recipe.max_steps)
+        return result
+    if not trainer.is_world_process_zero():
+        return result
+
+    info = {
+        'recipe': recipe.to_dict(), 'base': recipe.base, 'base_fingerprint': base.fingerprint,
+        'strategy': recipe.strategy, 'alpha': recipe.alpha if recipe.strategy == 'hybrid' else None,
+        'steps': state.global_step, 'max_steps': recipe.max_steps, 'early_stopped': early_stopped,
+        'best_checkpoint_step': state.best_global_step, 'seed': recipe.seed, 'code_version': code_version(),
+        'sources': sources, 'hygiene': {'texts_checked': n_texts, 'eval_index_size': len(index)},
+        'frozen_parameters': frozen, 'pairs_per_second': round(pairs_per_second, 3),
+        'train_seconds': round(time.time() - started, 1), 'device': str(model.device),
+        'world_size': world_size, 'torch': torch.__version__, 'log_history': state.log_history,
+        'validation_batches': 0 if eval_dataset is None else len(eval_dataset) // recipe.batch_size,
+    }
+    model.max_seq_length = search_max_length
+    with atomic_dir(output) as tmp:
+        model.save(str(tmp), create_model_card=False)
+        save_spec(tmp, spec)
+        with atomic_write(tmp / LOG_FILE) as out:
+            json.dump(info, out, indent=2, default=str)
+            out.write('\n')
+        with atomic_write(tmp / 'README.md') as out:
+            out.write(model_card(info, spec))
+    if not keep_checkpoints:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return result
+
+
+def model_card(info: dict, spec: Any) -> str:
+    """Markdown model card: base, strategy, alpha, data, steps, seed, code version, losses."""
+    recipe = info['recipe']
+    losses = [(e['step'], e['loss']) for e in info['log_history'] if 'loss' in e]
+    evals = [(e['step'], e['eval_loss']) for e in info['log_history'] if 'eval_loss' in e]
+    lines = [
+        f"# {recipe['name']}",
+        '',
+        f"Trained with pyserini-hybrid `{info['code_version']}`: `python -m pyserini_hybrid.train --recipe ...`",
+        '(recipe below). Load it with `--encoder <this directory>` or '
+        '`pyserini_hybrid.encoders.Encoder(<this directory>)`:',
+        f"queries get `{spec.query_prefix!r}`, passages `{spec.passage_prefix!r}`, {spec.pooling} pooling, "
+        f"{'normalised, ' if spec.normalize else ''}{spec.similarity} similarity.",
+        '',
+        '| | |', '|---|---|',
+        f"| base | `{info['base']}` |",
+        f"| strategy | {info['strategy']} |",
+        f"| alpha (P(mono batch)) | {info['alpha'] if info['alpha'] is not None else '-'} |",
+        f"| languages | {', '.join(recipe['languages'])} |",
+        f"| steps | {info['steps']} of {info['max_steps']}{' (early stopped)' if info['early_stopped'] else ''} |",
+        f"| batch size | {recipe['batch_size']} |",
+        f"| learning rate | {recipe['lr']} (AdamW, weight decay {recipe['weight_decay']}, warm-up {recipe['warmup']}) |",
+        f"| loss | {recipe['loss']}, scale {recipe['scale']} (temperature {1 / recipe['scale']:.3g}), "
+        f"hard negatives {'on' if recipe['hard_negatives'] else 'off'} |",
+        f"| max length (training) | {recipe['max_length']} tokens |",
+        f"| frozen word embeddings | {info['frozen_parameters']:,} parameters |",
+        f"| seed | {info['seed']} |",
+        f"| code version | {info['code_version']} |",
+        f"| device | {info['device']} x {info['world_size']}, {info['pairs_per_second']} pairs/s, "
+        f"{info['train_seconds']} s |",
+        '',
+        '## Data',
+        '',
+        '| source | corpus | languages | items | held out | dropped (eval overlap) | weight |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for name, s in info['sources'].items():
+        lines.append(f"| {name} | {s['corpus']} {s['options'] or ''} | {', '.join(s['languages'])} | {s['items']} | "
+                     f"{s['held_out']} | {s['dropped_eval_overlap']} | {s['weight']} |")
+    lines += ['', f"Zero-shot hygiene: {info['hygiene']['texts_checked']:,} training texts checked against "
+              f"{info['hygiene']['eval_index_size']:,} evaluation texts (XQuAD-R questions, sentences and "
+              "contexts; MLQA-R when present): no overlap.", '', '## Losses', '']
+    if losses:
+        lines.append('training loss (step: loss): ' + ', '.join(f'{s}: {l:.3f}' for s, l in losses[:: max(1, len(losses) // 12)]))
+    if evals:
+        lines.append('')
+        lines.append('validation loss on held-out training items: ' + ', '.join(f'{s}: {l:.3f}' for s, l in evals))
+    lines += ['', '## Recipe', '', '```json', json.dumps(recipe, indent=2), '```', '']
+    return '\n'.join(lines)
