@@ -131,8 +131,7 @@ def collection_files(collection: str, data_dir: str | os.PathLike | None = None,
         if data_dir is not None:
             path = Path(data_dir) / collection / f'{lang}.json'
             if not path.is_file():
-                raise LareqaDataError(f"missing data file {path} (from {data_dir} / {DATA_ENV}); "
-                                      f"get it from {entry['url']}")
+                raise LareqaDataError(f"missing data file {path}; get it from {entry['url']}")
         else:
             from ir_datasets.util import home_path
 

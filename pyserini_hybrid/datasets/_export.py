@@ -75,12 +75,12 @@ def export_setting(dataset_id: str, output_dir: str | os.PathLike | None = None)
     Path
         The output directory.
     """
-    parse_dataset_id(dataset_id)  # bad id: fail before touching the disk
+    setting = parse_dataset_id(dataset_id)
+    load_pool(setting.collection)  # bad id or bad data: fail before touching the disk
     if output_dir is None:
         output_dir = default_export_dir(dataset_id)
         output_dir.parent.mkdir(parents=True, exist_ok=True)
     output_dir = Path(output_dir)
-    load_pool(parse_dataset_id(dataset_id).collection)  # bad data: fail before touching the disk
     if not output_dir.exists():
         with atomic_dir(output_dir) as tmp:
             _write_all(dataset_id, tmp)

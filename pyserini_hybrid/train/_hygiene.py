@@ -9,8 +9,6 @@ such as "before World War 1" is not a leak.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 from pyserini_hybrid.train._data import PairTable, normalize_text, split_sentences
@@ -33,25 +31,22 @@ class Overlap(NamedTuple):
 
 
 def available_collections() -> list[str]:
-    """Evaluation collections whose files are on this machine (XQuAD-R always; MLQA-R if present).
+    """Evaluation collections to check: XQuAD-R always, MLQA-R when its files are on this machine.
 
-    Only local files count: this never downloads.
+    MLQA-R is never downloaded for this (XQuAD-R is, when missing and downloads are allowed).
     """
-    from pyserini_hybrid.datasets import COLLECTIONS
-    from pyserini_hybrid.datasets._download import DATA_ENV, downloads
+    from pyserini_hybrid.datasets import COLLECTIONS, LareqaDataError, load_pool
 
     out = []
     for collection in COLLECTIONS:
-        data_dir = os.environ.get(DATA_ENV)
-        if data_dir:
-            paths = [Path(data_dir) / collection / f'{lang}.json' for lang in COLLECTIONS[collection]]
-        else:
-            from ir_datasets.util import home_path
-
-            entries = downloads()[collection]
-            paths = [Path(home_path()) / 'lareqa' / entries[lang]['cache_path'] for lang in COLLECTIONS[collection]]
-        if collection == 'xquad-r' or all(p.is_file() for p in paths):
-            out.append(collection)
+        if collection != 'xquad-r':
+            try:
+                load_pool(collection, download=False)
+            except LareqaDataError as exc:
+                if 'missing' in str(exc):
+                    continue
+                raise
+        out.append(collection)
     return out
 
 

@@ -146,9 +146,10 @@ def _validation_dataset(held: list[PairTable], recipe: Recipe, prefixes: tuple[s
     seed = recipe.seed + 1
     subs = [PairBatchSampler(ds, recipe.batch_size, True, seed=seed, alpha=alpha, languages=recipe.languages)
             for ds in datasets]
+    names = {t.name for t in held}
     try:
         sampler = HybridBatchSampler(ConcatDataset(datasets), subs, seed=seed, alpha=alpha,
-                                     weights={e.source_name: e.weight for e in recipe.data})
+                                     weights={e.source_name: e.weight for e in recipe.data if e.source_name in names})
     except ValueError as exc:
         logger.warning("no validation loss: the held-out items cannot fill a batch (%s)", exc)
         return None

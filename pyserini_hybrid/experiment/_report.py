@@ -1,0 +1,351 @@
+"""The experiment report: per-arm mean and spread over seeds, paired significance, a plain answer.
+
+``report.json`` holds every number; ``report.md`` is rendered from it. Every sentence of the
+answer is generated from the numbers at report time.
+
+Significance: per-query paired tests through :func:`pyserini_hybrid.eval.compare` (randomization
+test, paired t-test, bootstrap 95% interval) on each arm's *seed-averaged* per-query values (a
+query's AP averaged over the arm's seeds), weighted as the paper's macro aggregate; Holm correction
+across every test of a collection. A seed-level paired t-test over the per-seed macro values (seeds
+paired by number) is given beside it: with few seeds it is weak, but it shows whether a
+difference outgrows the seed-to-seed spread.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pyserini_hybrid._io import atomic_write
+from pyserini_hybrid.experiment._config import ARMS, ExperimentConfig
+
+__all__ = ['QUESTION', 'build_experiment_report', 'render_experiment_markdown', 'write_experiment_report']
+
+QUESTION = ('Does combining hybrid batches with instruction fine-tuning improve zero-shot cross-lingual retrieval '
+            'over hybrid-batch training alone, and over instruction tuning alone?')
+KINDS = ('mono', 'cross', 'multi')
+_TITLE = {'mono': 'Mono mAP', 'cross': 'Cross mAP', 'multi': 'Multi mAP', 'rank_distance': 'rank distance'}
+_PHRASE = {'base': 'the untrained base model', 'mono': 'X-X-mono batches alone', 'cross': 'X-Y batches alone',
+           'hybrid': 'hybrid batches alone', 'instruct-only': 'instruction tuning alone',
+           'hybrid+instruct': 'hybrid batches with instruction pairs mixed in',
+           'instruct-then-hybrid': 'instruction tuning followed by hybrid batches'}
+_COLLECTION_TITLE = {'xquad-r': 'XQuAD-R', 'mlqa-r': 'MLQA-R'}
+
+
+# ------------------------------------------------------------------------------------------------
+# numbers
+
+
+def _stats(values: Sequence[float]) -> dict:
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {'mean': mean, 'sd': sd, 'min': min(values), 'max': max(values), 'n': n}
+
+
+def _seed_average(runs: Sequence[Mapping[str, Any]]) -> dict:
+    """One SettingResult per setting whose per-query values are the mean over the runs (seeds)."""
+    import dataclasses
+
+    if len(runs) == 1:
+        return dict(runs[0])
+    out = {}
+    for dataset_id, first in runs[0].items():
+        per_query = {m: {q: sum(r[dataset_id].per_query[m][q] for r in runs) / len(runs) for q in values}
+                     for m, values in first.per_query.items()}
+        distance = None
+        if first.rank_distance is not None:
+            distance = {q: sum(r[dataset_id].rank_distance[q] for r in runs) / len(runs) for q in first.rank_distance}
+        out[dataset_id] = dataclasses.replace(first, per_query=per_query, rank_distance=distance,
+                                              source=f'mean of {len(runs)} seeds')
+    return out
+
+
+def _unit_values(results: Mapping[str, Any], zero_shot: Sequence[str]) -> dict:
+    from pyserini_hybrid.eval import aggregate
+
+    out: dict[str, float | None] = {}
+    for kind in KINDS:
+        agg = aggregate(results, kind, 'AP')
+        out[kind] = None if agg is None else agg['macro']
+        if kind == 'multi' and agg is not None:
+            langs = [l for l in zero_shot if l in agg['by_lang']]
+            out['multi_zero_shot'] = sum(agg['by_lang'][l] for l in langs) / len(langs) if langs else None
+    bias = aggregate(results, 'multi', 'rank_distance')
+    out['rank_distance'] = None if bias is None else bias['macro']
+    return out
+
+
+def _better(value: str, diff: float) -> float:
+    """Improvement of b over a: higher AP is better, a lower rank distance is better."""
+    return -diff if value == 'rank_distance' else diff
+
+
+def _seed_level(a: Mapping[int, dict], b: Mapping[int, dict], key: str) -> dict:
+    seeds = sorted(s for s in set(a) & set(b) if a[s].get(key) is not None and b[s].get(key) is not None)
+    diffs = [b[s][key] - a[s][key] for s in seeds]
+    out: dict[str, Any] = {'seeds': seeds, 'diffs': diffs, 'p_t': None}
+    if len(diffs) >= 2:
+        from scipy import stats
+
+        if all(d == diffs[0] for d in diffs):
+            out['p_t'] = 1.0 if diffs[0] == 0 else 0.0
+        else:
+            out['p_t'] = float(stats.ttest_1samp(diffs, 0.0).pvalue)
+    return out
+
+
+def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]) -> dict:
+    """Collect every finished unit of ``config`` and compute the report (see module doc)."""
+    from pyserini_hybrid.datasets import COLLECTIONS
+    from pyserini_hybrid.eval import compare, holm
+    from pyserini_hybrid.experiment._runner import DONE_FILE, RESULTS_FORMAT, load_unit_results, plan
+
+    units = plan(config)
+    trained_langs = _trained_languages(config)
+    report: dict[str, Any] = {
+        'tool': 'pyserini_hybrid.experiment', 'experiment': config.name, 'question': QUESTION,
+        'config': config.to_dict(), 'config_file': config.source, 'instruction_data': _instruction_note(config),
+        'protocol': {
+            'metric': 'AP over the full pool (every candidate ranked, exact scoring from the score matrix); '
+                      'Mono / Cross / Multi are macro averages as in the paper; rank distance = max - min rank '
+                      'of a query\'s relevant sentences in the Multi ranking, macro over query languages',
+            'spread': 'mean, sample standard deviation, min and max over the seeds of an arm',
+            'significance': 'per-query paired randomization test (and t-test, 95% bootstrap interval) on '
+                            'seed-averaged per-query values, weighted as the macro aggregate; Holm correction '
+                            'across all tests of a collection; seed-level paired t-test over per-seed means '
+                            'beside it',
+            'alpha': config.report.alpha},
+        'units': [], 'collections': {}}
+    finished: dict[str, dict[str, dict[int | None, Any]]] = {c: {} for c in collections}
+    for unit in units:
+        done_path = unit.dir / DONE_FILE
+        done = json.loads(done_path.read_text(encoding='utf-8')) if done_path.is_file() else None
+        report['units'].append({
+            'arm': unit.arm, 'seed': unit.seed, 'dir': str(unit.dir), 'finished': done is not None,
+            'training': (done or {}).get('training', []),
+            'eval_seconds': {c: v.get('seconds') for c, v in (done or {}).get('collections', {}).items()}})
+        for collection in collections:
+            if done is not None and collection in done.get('collections', {}):
+                path = unit.dir / RESULTS_FORMAT.format(collection=collection)
+                finished[collection].setdefault(unit.arm, {})[unit.seed] = load_unit_results(path)
+
+    for collection in collections:
+        arms_runs = finished[collection]
+        if not arms_runs:
+            continue
+        zero_shot = [l for l in COLLECTIONS[collection] if l not in trained_langs]
+        block: dict[str, Any] = {'zero_shot_languages': zero_shot, 'arms': {}, 'comparisons': []}
+        values: dict[str, dict[int | None, dict]] = {}
+        for arm in config.arms:
+            if arm not in arms_runs:
+                continue
+            values[arm] = {seed: _unit_values(res, zero_shot) for seed, res in arms_runs[arm].items()}
+            entry: dict[str, Any] = {'seeds': [s for s in arms_runs[arm]], 'description': ARMS[arm]}
+            for key in (*KINDS, 'multi_zero_shot', 'rank_distance'):
+                vals = [v[key] for v in values[arm].values() if v.get(key) is not None]
+                entry[key] = dict(_stats(vals), per_seed={str(s): v[key] for s, v in values[arm].items()}) \
+                    if vals else None
+            block['arms'][arm] = entry
+        averaged = {arm: _seed_average(list(runs.values())) for arm, runs in arms_runs.items()}
+        rows = []
+        for a, b in config.comparisons:
+            if a not in averaged or b not in averaged:
+                continue
+            for kind, value in [(k, 'AP') for k in KINDS] + [('multi', 'rank_distance')]:
+                row = compare(averaged[a], averaged[b], kind, value, seed=config.report.seed,
+                              n_resamples=config.report.n_resamples, n_bootstrap=config.report.n_bootstrap,
+                              label=f'{collection}|{a}|{b}')
+                if row is None:
+                    continue
+                key = kind if value == 'AP' else 'rank_distance'
+                row = {'arm_a': a, 'arm_b': b, 'measure': key, **row,
+                       'seed_level': _seed_level(values[a], values[b], key)}
+                rows.append(row)
+        for row, p in zip(rows, holm([r['p_randomization'] for r in rows])):
+            row['p_holm'] = p
+            improvement = _better(row['measure'], row['diff'])
+            row['outcome'] = ('better' if p <= config.report.alpha and improvement > 0 else
+                              'worse' if p <= config.report.alpha and improvement < 0 else 'no significant difference')
+        block['comparisons'] = rows
+        block['answer'] = _answers(collection, block, config)
+        report['collections'][collection] = block
+    primary = next((c for c in ('xquad-r', 'mlqa-r') if c in report['collections']), None)
+    report['answer'] = report['collections'][primary]['answer'] if primary else []
+    return report
+
+
+def _trained_languages(config: ExperimentConfig) -> tuple[str, ...]:
+    try:
+        from pyserini_hybrid.experiment._runner import _base_recipe
+
+        return tuple(_base_recipe(config).languages)
+    except Exception:  # noqa: BLE001 - a report on finished units needs no readable recipe
+        from pyserini_hybrid.train._data import TRAIN_LANGUAGES
+
+        return TRAIN_LANGUAGES
+
+
+def _instruction_note(config: ExperimentConfig) -> str:
+    sources = list(config.instructions.sources)
+    offline = {'offline', 'self-instruct', 'self-instruct-seed', 'self-instruct-user', 't0'}
+    if any(s in offline for s in sources):
+        return (f"instruction data: {', '.join(sources)}, the offline stand-in for databricks-dolly-15k "
+                "(self-instruct seed and user-oriented tasks, T0/P3 prompt-completion pairs; English), "
+                "which is not obtainable on this machine")
+    return f"instruction data: {', '.join(sources)}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the plain-language answer
+
+
+def _fmt_p(p: float) -> str:
+    return f'{p:.3f}' if p >= 0.001 else f'{p:.1e}'
+
+
+def _fmt(value: float, measure: str) -> str:
+    return f'{value:.1f}' if measure == 'rank_distance' else f'{value:.3f}'
+
+
+def _fmt_diff(value: float, measure: str) -> str:
+    return f'{value:+.1f}' if measure == 'rank_distance' else f'{value:+.3f}'
+
+
+def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig) -> list[str]:
+    """Sentences generated from the comparison rows of one collection."""
+    title = _COLLECTION_TITLE.get(collection, collection)
+    alpha = config.report.alpha
+    out = []
+    by_pair: dict[tuple[str, str], list[dict]] = {}
+    for row in block['comparisons']:
+        by_pair.setdefault((row['arm_a'], row['arm_b']), []).append(row)
+    for (a, b), rows in by_pair.items():
+        cross_lingual = [r for r in rows if r['measure'] in ('cross', 'multi', 'rank_distance')]
+        better = [r for r in cross_lingual if r['outcome'] == 'better']
+        worse = [r for r in cross_lingual if r['outcome'] == 'worse']
+        if better and not worse:
+            verdict = 'Yes'
+        elif worse and not better:
+            verdict = 'No, it is worse'
+        elif better and worse:
+            verdict = 'Mixed'
+        else:
+            verdict = 'No significant difference'
+        details = '; '.join(
+            f"{_TITLE[r['measure']]} {_fmt(r['b'], r['measure'])} vs {_fmt(r['a'], r['measure'])} "
+            f"({_fmt_diff(r['diff'], r['measure'])}, 95% CI [{_fmt(r['ci95'][0], r['measure'])}, "
+            f"{_fmt(r['ci95'][1], r['measure'])}], Holm p = {_fmt_p(r['p_holm'])}, {r['outcome']})"
+            for r in rows)
+        n_a, n_b = len(block['arms'][a]['seeds']), len(block['arms'][b]['seeds'])
+        spread = []
+        for r in cross_lingual:
+            level = r['seed_level']
+            if len(level['diffs']) >= 2 and r['outcome'] != 'no significant difference':
+                agree = sum(1 for d in level['diffs'] if _better(r['measure'], d) * _better(r['measure'], r['diff']) > 0)
+                spread.append(f"{_TITLE[r['measure']]}: {agree} of {len(level['diffs'])} seeds point the same way")
+        sentence = (f"{verdict}: on {title}, {b} vs {_PHRASE.get(a, a)} ({a}; {n_b} vs {n_a} seed(s), zero-shot "
+                    f"cross-lingual = Cross, Multi and rank distance, alpha {alpha} after Holm): {details}.")
+        if spread:
+            sentence += ' Seed by seed: ' + '; '.join(spread) + '.'
+        out.append(sentence)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# markdown
+
+
+def _cell(stats: Mapping[str, Any] | None, measure: str) -> str:
+    if stats is None:
+        return '–'
+    value = _fmt(stats['mean'], measure)
+    if stats['n'] > 1:
+        sd = f"{stats['sd']:.1f}" if measure == 'rank_distance' else f"{stats['sd']:.3f}"
+        value += f' ± {sd}'
+    return value
+
+
+def render_experiment_markdown(report: Mapping[str, Any]) -> str:
+    """``report.md`` from the report dict."""
+    cfg = report['config']
+    budget = cfg['budget']
+    lines = [f"# Experiment `{report['experiment']}`", '', f"**Question.** {report['question']}", '']
+    if report['answer']:
+        lines += ['**Answer** (generated from the numbers below):', '']
+        lines += [f'- {s}' for s in report['answer']]
+        lines.append('')
+    else:
+        lines += ['**Answer:** not yet: no comparison has results on both sides.', '']
+    lines += ['## Set-up', '',
+              f"- config: `{report['config_file']}`; training recipe `{cfg['recipe']}`, base "
+              f"`{cfg['base'] or '(the recipe base)'}`",
+              f"- budget per trained arm: {budget['max_steps']} steps x batch {budget['batch_size']}"
+              f"{'' if budget['lr'] is None else ', lr ' + str(budget['lr'])}; seeds {', '.join(map(str, cfg['seeds']))}"
+              f"; hybrid alpha {cfg['alpha']}",
+              f"- {report['instruction_data']}",
+              f"- task instructions on queries (E5-instruct): {'on' if cfg['query_instructions'] else 'off'}",
+              f"- metric: {report['protocol']['metric']}",
+              f"- spread: {report['protocol']['spread']}",
+              f"- significance: {report['protocol']['significance']}; alpha {report['protocol']['alpha']}",
+              '', '| arm | what |', '|---|---|']
+    lines += [f'| {arm} | {ARMS[arm]} |' for arm in cfg['arms']]
+    lines.append('')
+    for collection, block in report['collections'].items():
+        title = _COLLECTION_TITLE.get(collection, collection)
+        zs = ', '.join(block['zero_shot_languages']) or 'none'
+        lines += [f'## {title}', '', f'Mean ± sd over seeds (n = seeds finished). Zero-shot languages: {zs}.', '',
+                  f'| arm | n | Mono mAP | Cross mAP | Multi mAP | Multi mAP ({zs}) | rank distance |',
+                  '|---|---|---|---|---|---|---|']
+        for arm, entry in block['arms'].items():
+            lines.append(f"| {arm} | {len(entry['seeds'])} | {_cell(entry['mono'], 'mono')} | "
+                         f"{_cell(entry['cross'], 'cross')} | {_cell(entry['multi'], 'multi')} | "
+                         f"{_cell(entry['multi_zero_shot'], 'multi')} | {_cell(entry['rank_distance'], 'rank_distance')} |")
+        if block['comparisons']:
+            lines += ['', '### Paired comparisons (b - a)', '',
+                      '| b | a | measure | b | a | b - a | 95% CI | p (rand.) | p (Holm) | seed-level diffs | '
+                      'p (seeds, t) | outcome |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+            for r in block['comparisons']:
+                m = r['measure']
+                level = r['seed_level']
+                diffs = ', '.join(_fmt_diff(d, m) for d in level['diffs']) or '–'
+                p_seeds = '–' if level['p_t'] is None else _fmt_p(level['p_t'])
+                lines.append(f"| {r['arm_b']} | {r['arm_a']} | {_TITLE[m]} | {_fmt(r['b'], m)} | "
+                             f"{_fmt(r['a'], m)} | {_fmt_diff(r['diff'], m)} | [{_fmt(r['ci95'][0], m)}, "
+                             f"{_fmt(r['ci95'][1], m)}] | {_fmt_p(r['p_randomization'])} | {_fmt_p(r['p_holm'])} | "
+                             f"{diffs} | {p_seeds} | {r['outcome']} |")
+        lines += ['', '### Per seed', '', '| arm | seed | Mono | Cross | Multi | rank distance |', '|---|---|---|---|---|---|']
+        for arm, entry in block['arms'].items():
+            for seed in entry['seeds']:
+                key = str(seed)
+                vals = [entry[k]['per_seed'][key] if entry[k] else None for k in (*KINDS, 'rank_distance')]
+                cells = ['–' if v is None else _fmt(v, k) for v, k in zip(vals, (*KINDS, 'rank_distance'))]
+                lines.append(f"| {arm} | {'–' if seed is None else seed} | {' | '.join(cells)} |")
+        lines.append('')
+    lines += ['## Units', '', '| arm | seed | finished | training steps | training s | pairs/s | evaluation s |',
+              '|---|---|---|---|---|---|---|']
+    for u in report['units']:
+        steps = ' + '.join(str(t.get('steps')) for t in u['training']) or '–'
+        secs = ' + '.join(str(t.get('train_seconds')) for t in u['training']) or '–'
+        pps = ', '.join(str(t.get('pairs_per_second')) for t in u['training']) or '–'
+        evs = ', '.join(f'{c} {s}' for c, s in u['eval_seconds'].items()) or '–'
+        lines.append(f"| {u['arm']} | {'–' if u['seed'] is None else u['seed']} | {'yes' if u['finished'] else 'no'} | "
+                     f"{steps} | {secs} | {pps} | {evs} |")
+    lines.append('')
+    return '\n'.join(lines)
+
+
+def write_experiment_report(report: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``report.json`` and ``report.md`` into ``out_dir`` (atomically)."""
+    out_dir = Path(out_dir)
+    paths = []
+    with atomic_write(out_dir / 'report.json') as out:
+        json.dump(report, out, indent=2, default=str)
+        out.write('\n')
+    paths.append(out_dir / 'report.json')
+    with atomic_write(out_dir / 'report.md') as out:
+        out.write(render_experiment_markdown(report))
+    paths.append(out_dir / 'report.md')
+    return paths

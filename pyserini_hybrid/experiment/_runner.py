@@ -1,0 +1,454 @@
+"""The experiment runner: train every arm x seed with one budget, evaluate it, write one report.
+
+Layout of the output folder (``config.output_dir``)::
+
+    arms/<arm>/seed-<seed>/          one unit (the base arm: arms/base/)
+        recipe.yaml                  the training recipe of the unit (stage-1.yaml + recipe.yaml for two stages)
+        model/                       the trained model (deleted once evaluated unless keep_models)
+        results-<collection>.json.gz per-query AP and rank distance of every setting (exact, full pool)
+        done.json                    the unit's complete marker, written last and atomically
+    report.md, report.json           the experiment report (rebuilt from the units on every run)
+
+A unit whose ``done.json`` matches the configuration is neither trained nor evaluated again; a unit
+finished under another configuration is an error (delete its folder to redo it). A collection
+whose files appear later (MLQA-R) is evaluated for finished units without retraining them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from pyserini_hybrid._io import atomic_write
+from pyserini_hybrid.experiment._config import ARMS, ExperimentConfig, ExperimentError
+
+__all__ = ['Unit', 'plan', 'arm_recipes', 'recipe_yaml', 'available_collections', 'evaluate_model',
+           'run_experiment', 'load_unit_results', 'DONE_FILE', 'RESULTS_FORMAT']
+
+DONE_FILE = 'done.json'
+RESULTS_FORMAT = 'results-{collection}.json.gz'
+TRAINED_ARMS = tuple(a for a in ARMS if a != 'base')
+# Measures kept per query in the unit files: what the report tests. Per-setting means of the
+# other measures are kept in done.json.
+_PER_QUERY = ('AP',)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One training run (or, for ``base``, none) and its evaluation."""
+    arm: str
+    seed: int | None
+    dir: Path
+
+    @property
+    def label(self) -> str:
+        return self.arm if self.seed is None else f'{self.arm} seed {self.seed}'
+
+
+def plan(config: ExperimentConfig) -> list[Unit]:
+    """Units in run order: arms as listed, seeds as listed (the base arm once)."""
+    root = config.output_dir / 'arms'
+    units = []
+    for arm in config.arms:
+        if arm == 'base':
+            units.append(Unit(arm, None, root / 'base'))
+        else:
+            units.extend(Unit(arm, seed, root / arm / f'seed-{seed}') for seed in config.seeds)
+    return units
+
+
+# ------------------------------------------------------------------------------------------------
+# recipes
+
+
+def _base_recipe(config: ExperimentConfig):
+    from pyserini_hybrid.train._recipe import RecipeError, load_recipe
+
+    try:
+        return load_recipe(config.recipe)
+    except RecipeError as exc:
+        raise ExperimentError(f"{config.source}: recipe {config.recipe}: {exc}") from None
+
+
+def _instruction_entry(config: ExperimentConfig):
+    from pyserini_hybrid.train._recipe import DataEntry
+
+    ins = config.instructions
+    options = {'sources': list(ins.sources), 'max_pairs': ins.max_pairs, 'min_response_chars': ins.min_response_chars}
+    kwargs: dict[str, Any] = {'corpus': 'instructions', 'weight': ins.weight, 'options': options}
+    if ins.share is not None:
+        if 'share' not in {f.name for f in dataclasses.fields(DataEntry)}:
+            raise ExperimentError(f"{config.source}: 'instructions.share' needs a training recipe option "
+                                  "'data[].share' (own batches at a fixed share), which this version of "
+                                  "pyserini_hybrid.train lacks; use 'instructions.weight'")
+        kwargs['share'] = ins.share
+    return DataEntry(**kwargs)
+
+
+def _with_tasks(entries: Sequence[Any]) -> tuple:
+    """Fill each entry's E5-instruct task from the table of task descriptions (mode a)."""
+    from pyserini_hybrid.train._instructions import task_for
+
+    return tuple(e if e.task else dataclasses.replace(e, task=task_for(e.corpus, e.options)) for e in entries)
+
+
+def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, base_recipe: Any = None) -> list:
+    """The training recipe(s) of one trained unit: one, or two for ``instruct-then-hybrid``.
+
+    Every trained arm gets the experiment's base model, budget (steps, batch size[, lr]) and seed;
+    the arms differ only in strategy and data (see :data:`~pyserini_hybrid.experiment.ARMS`).
+    """
+    from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE
+
+    if arm not in TRAINED_ARMS:
+        raise ValueError(f"arm {arm!r} is not trained")
+    recipe = base_recipe if base_recipe is not None else _base_recipe(config)
+    corpora = tuple(e for e in recipe.data if e.corpus != 'instructions')
+    if not corpora and arm != 'instruct-only':
+        raise ExperimentError(f"{config.recipe}: the recipe has no corpus besides instructions")
+    instructions = (_instruction_entry(config),)
+    budget = config.budget
+    common = dict(base=config.base or recipe.base, batch_size=budget.batch_size, lr=budget.lr, seed=seed,
+                  alpha=config.alpha)
+    if config.query_instructions:
+        common['query_instruction'] = INSTRUCT_TEMPLATE
+    name = f'{config.name}-{arm}-seed{seed}'
+
+    def make(data: tuple, strategy: str, steps: int, output: Path, base: str | None = None, suffix: str = ''):
+        if config.query_instructions:
+            data = _with_tasks(data)
+        overrides = dict(common, name=name + suffix, data=data, strategy=strategy, max_steps=steps,
+                         output=str(output))
+        if base is not None:
+            overrides['base'] = base
+        try:
+            return recipe.with_overrides(f'{config.source} (arm {arm})', **overrides)
+        except ValueError as exc:
+            raise ExperimentError(f"{config.source}: arm {arm}: {exc}") from None
+
+    model = unit_dir / 'model'
+    if arm in ('mono', 'cross', 'hybrid'):
+        return [make(corpora, arm, budget.max_steps, model)]
+    if arm == 'instruct-only':
+        return [make(instructions, 'mono', budget.max_steps, model)]
+    if arm == 'hybrid+instruct':
+        return [make(corpora + instructions, 'hybrid', budget.max_steps, model)]
+    first = max(1, min(budget.max_steps - 1, round(budget.max_steps * config.two_stage_fraction)))
+    stage1 = unit_dir / 'stage-1'
+    return [make(instructions, 'mono', first, stage1, suffix='-stage1'),
+            make(corpora, 'hybrid', budget.max_steps - first, model, base=str(stage1), suffix='-stage2')]
+
+
+def recipe_yaml(recipe: Any) -> str:
+    """A recipe as the YAML ``python -m pyserini_hybrid.train --recipe`` reads (adapter options inline)."""
+    import yaml
+
+    data = recipe.to_dict()
+    entries = []
+    for entry in recipe.data:
+        item = {'corpus': entry.corpus}
+        if entry.name:
+            item['name'] = entry.name
+        for f in dataclasses.fields(entry):
+            if f.name not in ('corpus', 'name', 'options') and getattr(entry, f.name) != f.default:
+                item[f.name] = getattr(entry, f.name)
+        item.update(entry.options)
+        entries.append(item)
+    data['data'] = entries
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation
+
+
+def available_collections(config: ExperimentConfig) -> list[str]:
+    """The configured collections whose files are here (XQuAD-R must be; MLQA-R may be missing)."""
+    from pyserini_hybrid.datasets import COLLECTIONS
+
+    ev = config.evaluation
+    if ev.data_dir is not None:
+        present = [c for c in ev.collections
+                   if all((Path(ev.data_dir) / c / f'{lang}.json').is_file() for lang in COLLECTIONS[c])]
+    else:
+        from pyserini_hybrid.train._hygiene import available_collections as local
+
+        here = set(local())
+        present = [c for c in ev.collections if c in here]
+    if 'xquad-r' not in present:
+        where = ev.data_dir or '$PYSERINI_HYBRID_DATA / the ir_datasets cache'
+        raise ExperimentError(f"XQuAD-R files not found in {where}: the experiment needs them")
+    return present
+
+
+def _encoder(model: str, config: ExperimentConfig):
+    from pyserini_hybrid.encoders import Encoder, get_spec
+    from pyserini_hybrid.train._instructions import SEARCH_TASK
+
+    template = get_spec(model).query_instruction or ''
+    # a model trained with task instructions is searched with the LAReQA task
+    task = SEARCH_TASK if '{task}' in template else None
+    return Encoder(model, batch_size=config.evaluation.batch_size, threads=config.evaluation.threads, task=task)
+
+
+def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[str]) -> dict[str, dict]:
+    """Exact full-pool results of ``model`` on every setting of each collection.
+
+    Returns ``{collection: {dataset_id: SettingResult}}`` (eval module's per-query results).
+    """
+    from pyserini_hybrid.datasets import list_settings, load_pool
+    from pyserini_hybrid.eval import MEASURES, exact_scores
+
+    encoder = _encoder(model, config)
+    out = {}
+    for collection in collections:
+        pool = load_pool(collection, data_dir=config.evaluation.data_dir, verify=config.evaluation.verify)
+        q_emb, d_emb = _embed(pool, encoder)
+        out[collection] = exact_scores(pool, q_emb, d_emb, list_settings(collection),
+                                       similarity=encoder.spec.similarity, measures=MEASURES,
+                                       source=f'exact: {model}')
+    return out
+
+
+def _embed(pool: Any, encoder: Any):
+    """Query and doc vectors aligned with the pool, as the search module embeds a pool."""
+    from pyserini_hybrid.search import embed_pool
+
+    # every trained model is embedded once: a disk cache would only fill the disk
+    with _no_cache_dir() as cache_dir:
+        return embed_pool(pool, encoder, cache_dir=cache_dir)
+
+
+class _no_cache_dir:
+    """A temporary cache folder, removed afterwards."""
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        self.path = Path(tempfile.mkdtemp(prefix='pyserini_hybrid_experiment_'))
+        return self.path
+
+    def __exit__(self, *exc: Any) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _save_results(path: Path, results: Mapping[str, Any]) -> None:
+    """Per-query AP (and rank distances) of every setting, gzip JSON, written atomically."""
+    payload = {}
+    for dataset_id, r in results.items():
+        payload[dataset_id] = {
+            'kind': r.kind, 'query_lang': r.query_lang, 'doc_langs': list(r.doc_langs), 'n_docs': r.n_docs,
+            'depth': r.depth, 'query_langs': r.query_langs, 'missing_queries': r.missing_queries,
+            'per_query': {m: r.per_query[m] for m in _PER_QUERY}, 'rank_distance': r.rank_distance,
+            'rank_distance_bounded': r.rank_distance_bounded, 'source': r.source,
+            'means': {m: r.mean(m) for m in r.per_query}}
+    raw = gzip.compress(json.dumps(payload, sort_keys=True).encode('utf-8'), mtime=0)
+    with atomic_write(path, 'wb') as out:
+        out.write(raw)
+
+
+def load_unit_results(path: str | os.PathLike) -> dict:
+    """Read a unit's ``results-<collection>.json.gz`` back into ``{dataset_id: SettingResult}``."""
+    from pyserini_hybrid.eval import SettingResult
+
+    path = Path(path)
+    try:
+        payload = json.loads(gzip.decompress(path.read_bytes()).decode('utf-8'))
+    except (OSError, EOFError, ValueError) as exc:
+        raise ExperimentError(f"{path}: unreadable results ({exc}); delete the unit folder to redo it") from None
+    out = {}
+    for dataset_id, r in payload.items():
+        out[dataset_id] = SettingResult(
+            dataset_id=dataset_id, kind=r['kind'], query_lang=r['query_lang'], doc_langs=tuple(r['doc_langs']),
+            n_docs=r['n_docs'], depth=r['depth'], per_query=r['per_query'], query_langs=r['query_langs'],
+            missing_queries=r['missing_queries'], rank_distance=r['rank_distance'],
+            rank_distance_bounded=r['rank_distance_bounded'], source=r['source'], extra={'means': r['means']})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# running
+
+
+def _fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode('utf-8')).hexdigest()
+
+
+def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
+    """What a unit's numbers depend on: its recipes (data, budget, seed, base) and the eval data."""
+    ev = config.evaluation
+    return {'arm': unit.arm, 'seed': unit.seed, 'base': config.base or (recipes[0].base if recipes else None),
+            'recipes': [r.to_dict() for r in recipes], 'eval_data_dir': ev.data_dir, 'eval_verify': ev.verify}
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as exc:
+        raise ExperimentError(f"{path}: unreadable ({exc}); delete the unit folder to redo it") from None
+
+
+def _train_stage(recipe: Any, *, train_dir: Any, device: str | None, progress: bool, index: dict) -> dict:
+    from pyserini_hybrid.train._trainer import checkpoint_dir, train
+
+    output = recipe.output_dir
+    if (output / 'training.json').is_file():
+        done = json.loads((output / 'training.json').read_text(encoding='utf-8'))
+        if _fingerprint(done.get('recipe')) != _fingerprint(json.loads(json.dumps(recipe.to_dict(), default=str))):
+            raise ExperimentError(f"{output} was trained with another recipe: delete it to retrain")
+        return {'steps': done.get('steps'), 'train_seconds': done.get('train_seconds'),
+                'pairs_per_second': done.get('pairs_per_second'), 'reused': True}
+    resume = checkpoint_dir(output).exists()
+    result = train(recipe, train_dir=train_dir, resume=resume, device=device, progress=progress, eval_index=index)
+    if not result.completed:
+        raise ExperimentError(f"training of {output} stopped at step {result.global_step} of {recipe.max_steps}; "
+                              "run the experiment again to resume it")
+    info = json.loads((output / 'training.json').read_text(encoding='utf-8'))
+    return {'steps': result.global_step, 'train_seconds': info.get('train_seconds'),
+            'pairs_per_second': round(result.pairs_per_second, 3), 'sources': result.sources, 'reused': False}
+
+
+class _Log:
+    def __init__(self, log: Callable[[str], None] | None):
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def __call__(self, msg: str) -> None:
+        self.log(f'[experiment] {msg}')
+
+
+def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | None = None,
+                   device: str | None = None, progress: bool = False, keep_models: bool = False,
+                   report_only: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) every unit of ``config``, then write the report; returns the report dict.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+    train_dir : path, optional
+        Training corpora folder (default ``$PYSERINI_HYBRID_TRAIN_DATA`` or ../shared/data/train).
+    device : str, optional
+        Training device (``'cpu'`` forces the CPU).
+    progress : bool
+        Show the trainer's progress bars.
+    keep_models : bool
+        Keep each trained model after its evaluation (its ``recipe.yaml`` re-makes it otherwise).
+    report_only : bool
+        Train and evaluate nothing: report on the units already finished.
+    log : callable, optional
+        Receives progress lines (default: stderr).
+
+    Raises
+    ------
+    ExperimentError
+        Bad recipe, missing evaluation data, a unit finished under another configuration, an
+        interrupted training run.
+    """
+    say = _Log(log)
+    out_dir = config.output_dir
+    if not report_only:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    collections = available_collections(config)
+    needs_training = any(a in TRAINED_ARMS for a in config.arms)
+    base_recipe = _base_recipe(config) if needs_training else None
+    base_model = config.base or (base_recipe.base if base_recipe is not None else None)
+    if base_model is None:
+        raise ExperimentError(f"{config.source}: set 'base' (or use a trained arm, whose recipe names one)")
+    index = None
+    units = plan(config)
+    say(f"{config.name}: {len(units)} units ({', '.join(config.arms)}; seeds {', '.join(map(str, config.seeds))}), "
+        f"{config.budget.max_steps} steps x batch {config.budget.batch_size} per trained arm, "
+        f"evaluated on {', '.join(collections)}")
+    for unit in units:
+        recipes = [] if unit.arm == 'base' else arm_recipes(config, unit.arm, unit.seed, unit.dir, base_recipe)
+        identity = _unit_identity(config, unit, recipes)
+        if unit.arm == 'base':
+            identity['base'] = base_model
+        fingerprint = _fingerprint(identity)
+        done_path = unit.dir / DONE_FILE
+        done = _read_json(done_path)
+        if done is not None and done.get('fingerprint') != fingerprint:
+            raise ExperimentError(f"{done_path}: this unit was finished under another configuration; delete "
+                                  f"{unit.dir} to redo it, or restore the configuration")
+        todo = [c for c in collections if done is None or c not in done.get('collections', {})]
+        if not todo:
+            say(f"{unit.label}: done, skipped")
+            continue
+        if report_only:
+            say(f"{unit.label}: not finished ({', '.join(todo)} missing), left out of the report")
+            continue
+        unit.dir.mkdir(parents=True, exist_ok=True)
+        training = (done or {}).get('training', [])
+        model = base_model
+        if recipes:
+            model = str(recipes[-1].output_dir)
+            if not Path(model, 'training.json').is_file():
+                # not trained yet, interrupted, or deleted after an earlier evaluation (a collection
+                # added since): training is seeded, so the same recipe re-makes the same model
+                if index is None:
+                    from pyserini_hybrid.train._hygiene import eval_index
+
+                    say('building the zero-shot hygiene index (evaluation texts)')
+                    index = eval_index()
+                training = []
+                for i, recipe in enumerate(recipes):
+                    name = 'recipe.yaml' if i == len(recipes) - 1 else f'stage-{i + 1}.yaml'
+                    with atomic_write(unit.dir / name) as handle:
+                        handle.write(recipe_yaml(recipe))
+                    say(f"{unit.label}: training {recipe.strategy} for {recipe.max_steps} steps -> {recipe.output_dir}")
+                    training.append(_train_stage(recipe, train_dir=train_dir, device=device, progress=progress,
+                                                 index=index))
+        evaluation = dict((done or {}).get('collections', {}))
+        for collection in todo:
+            say(f"{unit.label}: evaluating on {collection}")
+            started = time.time()
+            results = evaluate_model(model, config, [collection])[collection]
+            _save_results(unit.dir / RESULTS_FORMAT.format(collection=collection), results)
+            evaluation[collection] = {'seconds': round(time.time() - started, 1),
+                                      'summary': _summary(results)}
+        record = {'fingerprint': fingerprint, 'arm': unit.arm, 'seed': unit.seed, 'model': model,
+                  'training': training, 'collections': evaluation, 'identity': identity,
+                  'finished': time.strftime('%Y-%m-%dT%H:%M:%S')}
+        with atomic_write(done_path) as handle:
+            json.dump(record, handle, indent=2, sort_keys=True, default=str)
+            handle.write('\n')
+        say(f"{unit.label}: done ({_short(evaluation[collections[0]]['summary'])})")
+        if recipes and not keep_models:
+            for recipe in recipes:
+                shutil.rmtree(recipe.output_dir, ignore_errors=True)
+
+    from pyserini_hybrid.experiment._report import build_experiment_report, write_experiment_report
+
+    report = build_experiment_report(config, collections)
+    if report['collections'] or not report_only:
+        paths = write_experiment_report(report, out_dir)
+        say(f"report: {', '.join(str(p) for p in paths)}")
+    return report
+
+
+def _summary(results: Mapping[str, Any]) -> dict:
+    from pyserini_hybrid.eval import aggregate
+
+    out = {}
+    for kind in ('mono', 'cross', 'multi'):
+        agg = aggregate(results, kind, 'AP')
+        out[kind] = None if agg is None else agg['macro']
+    bias = aggregate(results, 'multi', 'rank_distance')
+    out['rank_distance'] = None if bias is None else bias['macro']
+    return out
+
+
+def _short(summary: Mapping[str, Any]) -> str:
+    parts = [f"{k} {summary[k]:.3f}" for k in ('mono', 'cross', 'multi') if summary.get(k) is not None]
+    if summary.get('rank_distance') is not None:
+        parts.append(f"rank distance {summary['rank_distance']:.1f}")
+    return ', '.join(parts)
