@@ -56,15 +56,16 @@ def per_query_metrics(qrels: Qrels, run: Run, measures: Sequence[str] = MEASURES
     """
     import ir_measures
 
-    parsed = {str(ir_measures.parse_measure(name)): name for name in measures}
-    out = {name: dict.fromkeys(qrels, 0.0) for name in measures}
+    calc = [ir_measures.parse_measure(name) for name in measures]
+    # The provider yields the very measure objects it was given: key by identity (hashing a
+    # measure formats its repr, which dominated the time on 10^6 values).
+    tables = {id(m): dict.fromkeys(qrels, 0.0) for m in calc}
     scored = {qid: {docid: float(score) for docid, score in hits} for qid, hits in run.items()
               if qid in qrels and hits}
     if scored:
-        calc = [ir_measures.parse_measure(name) for name in measures]
         for metric in ir_measures.pytrec_eval.iter_calc(calc, qrels, scored):
-            out[parsed[str(metric.measure)]][metric.query_id] = float(metric.value)
-    return out
+            tables[id(metric.measure)][metric.query_id] = float(metric.value)
+    return {name: tables[id(m)] for name, m in zip(measures, calc)}
 
 
 def metrics_from_ranks(ranks: Sequence[int], n_relevant: int | None = None,

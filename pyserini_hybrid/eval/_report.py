@@ -93,27 +93,42 @@ def _ordered(results: Mapping[str, SettingResult]) -> list[str]:
 
 def _setting_tests(results_a: Mapping[str, SettingResult], results_b: Mapping[str, SettingResult], label: str, *,
                    seed: int, n_resamples: int) -> dict:
-    """Per-setting randomization tests of AP (b - a), Holm-corrected across the settings compared."""
+    """Per-setting randomization tests of AP (b - a), Holm-corrected across the settings compared.
+
+    Mono and Cross settings are tested together with shared sign flips (columns zero-padded to the
+    largest setting), the Multi setting on its own.
+    """
+    import numpy as np
+
     shared = [d for d in _ordered(results_a) if d in results_b]
-    rows = {}
+    diffs: dict[str, np.ndarray] = {}
     for dataset_id in shared:
         qa, qb = results_a[dataset_id].per_query[PRIMARY], results_b[dataset_id].per_query[PRIMARY]
         qids = sorted(qa)
         if sorted(qb) != qids:
             raise ValueError(f"{dataset_id}: the two systems were scored on different queries")
-        va, vb = [qa[q] for q in qids], [qb[q] for q in qids]
-        rows[dataset_id] = {'diff': sum(vb) / len(vb) - sum(va) / len(va),
-                            'p_randomization': randomization_test(vb, va, n_resamples=n_resamples,
-                                                                  seed=seed_for(seed, f'rand|{label}|{dataset_id}'))}
-    adjusted = holm([row['p_randomization'] for row in rows.values()])
-    for row, p in zip(rows.values(), adjusted):
+        diffs[dataset_id] = np.array([qb[q] - qa[q] for q in qids])
+    pvalues: dict[str, float] = {}
+    for group in ([d for d in shared if results_a[d].kind != 'multi'], [d for d in shared
+                                                                        if results_a[d].kind == 'multi']):
+        if not group:
+            continue
+        matrix = np.zeros((max(diffs[d].size for d in group), len(group)))
+        for column, dataset_id in enumerate(group):
+            matrix[:diffs[dataset_id].size, column] = diffs[dataset_id]
+        tag = 'multi' if results_a[group[0]].kind == 'multi' else 'settings'
+        found = randomization_test(matrix, np.zeros_like(matrix), n_resamples=n_resamples,
+                                   seed=seed_for(seed, f'rand|{label}|{tag}'))
+        pvalues.update(zip(group, found.tolist()))
+    rows = {d: {'diff': float(diffs[d].mean()), 'p_randomization': pvalues[d]} for d in shared}
+    for row, p in zip(rows.values(), holm([row['p_randomization'] for row in rows.values()])):
         row['p_holm'] = p
-    better = {kind: sum(1 for d, r in rows.items() if results_a[d].kind == kind and r['p_holm'] <= ALPHA and
-                        r['diff'] > 0) for kind in AGGREGATE_KINDS}
-    worse = {kind: sum(1 for d, r in rows.items() if results_a[d].kind == kind and r['p_holm'] <= ALPHA and
-                       r['diff'] < 0) for kind in AGGREGATE_KINDS}
+    counts = {}
+    for key, sign in (('b_better', 1), ('b_worse', -1)):
+        counts[key] = {kind: sum(1 for d, r in rows.items() if results_a[d].kind == kind and r['p_holm'] <= ALPHA
+                                 and r['diff'] * sign > 0) for kind in AGGREGATE_KINDS}
     total = {kind: sum(1 for d in rows if results_a[d].kind == kind) for kind in AGGREGATE_KINDS}
-    return {'n_settings': len(rows), 'b_better': better, 'b_worse': worse, 'n_by_kind': total, 'settings': rows}
+    return {'n_settings': len(rows), **counts, 'n_by_kind': total, 'settings': rows}
 
 
 def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResult]], *,

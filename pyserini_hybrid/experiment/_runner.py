@@ -220,7 +220,7 @@ def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[s
 
 def _embed(pool: Any, encoder: Any):
     """Query and doc vectors aligned with the pool, as the search module embeds a pool."""
-    from pyserini_hybrid.search import embed_pool
+    from pyserini_hybrid.search._cache import embed_pool  # XXX public name once search/__init__ lands
 
     # every trained model is embedded once: a disk cache would only fill the disk
     with _no_cache_dir() as cache_dir:

@@ -35,13 +35,16 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from pyserini_hybrid._io import atomic_dir
 from pyserini_hybrid._trec import Run
 
-__all__ = ['ANALYZERS', 'BM25_K1', 'BM25_B', 'ANALYSIS_VERSION', 'analyze', 'get_analyzer',
-           'build_bm25_index', 'bm25_search', 'default_index_root']
+if TYPE_CHECKING:  # pragma: no cover
+    from pyserini_hybrid.datasets import Pool, Setting
+
+__all__ = ['ANALYZERS', 'BM25_K1', 'BM25_B', 'ANALYSIS_VERSION', 'analyze', 'get_analyzer', 'thai_bigrams',
+           'build_bm25_index', 'bm25_search', 'bm25_index_for', 'bm25_runs', 'iter_bm25_runs', 'default_index_root']
 
 BM25_K1 = 0.9
 BM25_B = 0.4
@@ -173,7 +176,7 @@ def build_bm25_index(index_dir: str | os.PathLike, docids: Sequence[str], texts:
 
 
 def bm25_search(index_dir: str | os.PathLike, qids: Sequence[str], texts: Sequence[str], langs: Sequence[str],
-                hits: int = 1000, threads: int = 1, k1: float = BM25_K1, b: float = BM25_B) -> Run:
+                hits: int = 1000, k1: float = BM25_K1, b: float = BM25_B) -> Run:
     """BM25 search of an index built by :func:`build_bm25_index`.
 
     Each query is analysed with its own language's analyzer. A query left with no token after
@@ -189,7 +192,7 @@ def bm25_search(index_dir: str | os.PathLike, qids: Sequence[str], texts: Sequen
     if not (len(qids) == len(texts) == len(langs)):
         raise ValueError(f"qids, texts and langs differ in length ({len(qids)}, {len(texts)}, {len(langs)})")
     analysed = _analyse_queries(texts, langs)
-    return search_analysed(index_dir, qids, analysed, hits=hits, threads=threads, k1=k1, b=b)
+    return search_analysed(index_dir, qids, analysed, hits=hits, k1=k1, b=b)
 
 
 def _analyse_queries(texts: Sequence[str], langs: Sequence[str]) -> list[str]:
@@ -203,29 +206,121 @@ def _analyse_queries(texts: Sequence[str], langs: Sequence[str]) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _searcher(index_dir: str, k1: float, b: float):
-    import pyserini_hybrid  # noqa: F401
-    from pyserini.analysis import JWhiteSpaceAnalyzer
-    from pyserini.search.lucene import LuceneSearcher
+class _Bm25Searcher:
+    """Anserini's BM25 search of one index, read back as primitive arrays.
 
-    searcher = LuceneSearcher(index_dir)
-    searcher.set_analyzer(JWhiteSpaceAnalyzer())
-    searcher.set_bm25(k1, b)
-    return searcher
+    Same ranking as ``LuceneSearcher(index).batch_search`` with ``set_analyzer(WhitespaceAnalyzer)``
+    and ``set_bm25(k1, b)``: Anserini's bag-of-words query generator, Lucene's ``BM25Similarity``,
+    score ties broken by docid (Anserini's own sort). ``LuceneSearcher`` hands every hit to Python
+    as a Java object through pyjnius (~25 us a hit, minutes for the Multi pool); Anserini's
+    ``ScoredDocs`` holds the same hits as arrays that cross in one call each.
+    """
+
+    def __init__(self, index_dir: str, k1: float, b: float) -> None:
+        import pyserini_hybrid  # noqa: F401
+        from pyserini.pyclass import autoclass
+
+        directory = autoclass('org.apache.lucene.store.FSDirectory').open(
+            autoclass('java.io.File')(index_dir).toPath())
+        self.reader = autoclass('org.apache.lucene.index.DirectoryReader').open(directory)
+        # IndexSearcher(IndexReader) is ambiguous to pyjnius; the reader's context is the same index.
+        self.searcher = autoclass('org.apache.lucene.search.IndexSearcher')(self.reader.getContext())
+        self.searcher.setSimilarity(autoclass('org.apache.lucene.search.similarities.BM25Similarity')(k1, b))
+        self.analyzer = autoclass('org.apache.lucene.analysis.core.WhitespaceAnalyzer')()
+        self.generator = autoclass('io.anserini.search.query.BagOfWordsQueryGenerator')()
+        sort_field = autoclass('org.apache.lucene.search.SortField')
+        sort_type = autoclass('org.apache.lucene.search.SortField$Type')
+        self.sort = autoclass('org.apache.lucene.search.Sort')(
+            sort_field.FIELD_SCORE, sort_field(_ID_FIELD, sort_type.STRING_VAL))
+        self.scored_docs = autoclass('io.anserini.search.ScoredDocs')
+
+    def search(self, analysed: str, hits: int) -> list[tuple[str, float]]:
+        query = self.generator.buildQuery(_CONTENTS_FIELD, self.analyzer, analysed)
+        top = self.searcher.search(query, hits, self.sort, True)
+        found = self.scored_docs.fromTopDocs(top, self.searcher)
+        return list(zip(found.docids, map(float, found.scores)))
+
+
+_ID_FIELD = 'id'
+_CONTENTS_FIELD = 'contents'
+
+
+@functools.lru_cache(maxsize=8)
+def _searcher(index_dir: str, k1: float, b: float) -> _Bm25Searcher:
+    return _Bm25Searcher(index_dir, k1, b)
 
 
 def search_analysed(index_dir: str | os.PathLike, qids: Sequence[str], analysed: Sequence[str], hits: int = 1000,
-                    threads: int = 1, k1: float = BM25_K1, b: float = BM25_B) -> Run:
+                    k1: float = BM25_K1, b: float = BM25_B) -> Run:
     """BM25 search with queries already analysed (tokens joined by spaces)."""
     from pyserini_hybrid._trec import sort_hits
 
     searcher = _searcher(str(index_dir), float(k1), float(b))
-    todo = [(q, t) for q, t in zip(qids, analysed) if t]
-    run: Run = {q: [] for q, t in zip(qids, analysed) if not t}
-    if todo:
-        results = searcher.batch_search([t for _, t in todo], [q for q, _ in todo], k=int(hits),
-                                        threads=max(1, int(threads)))
-        for qid, _ in todo:
-            run[qid] = sort_hits((h.docid, float(h.score)) for h in results.get(qid, ()))
-    return run
+    # A query with no token left matches nothing (an empty query would match nothing in Lucene too).
+    return {qid: sort_hits(searcher.search(text, int(hits))) if text else [] for qid, text in zip(qids, analysed)}
+
+
+def bm25_index_for(pool: 'Pool', setting: 'Setting | str', index_root: str | os.PathLike | None = None,
+                   threads: int = 1) -> Path:
+    """The BM25 index a setting searches, built on first use.
+
+    Mono and Cross settings search the index of their one document language; Multi searches the
+    pooled index of every language. Indexes live under ``index_root`` (default
+    :func:`default_index_root`) as ``bm25/{collection}.{lang|multi}.{signature}``.
+    """
+    from pyserini_hybrid.datasets import parse_dataset_id
+
+    if isinstance(setting, str):
+        setting = parse_dataset_id(setting)
+    root = Path(index_root).expanduser() if index_root is not None else default_index_root()
+    name = setting.doc_langs[0] if len(setting.doc_langs) == 1 else 'multi'
+    docs = [pool.docs[i] for i in pool.doc_indices(setting)]
+    docids, texts, langs = [d.doc_id for d in docs], [d.text for d in docs], [d.lang for d in docs]
+    index_dir = root / 'bm25' / f'{pool.collection}.{name}.{index_signature(docids, texts, langs)}'
+    if not (index_dir / META_FILE).is_file():
+        build_bm25_index(index_dir, docids, texts, langs, threads=threads)
+    return index_dir
+
+
+def iter_bm25_runs(pool: 'Pool', settings: Iterable['Setting | str'], hits: int = 1000,
+                   index_root: str | os.PathLike | None = None, k1: float = BM25_K1,
+                   b: float = BM25_B) -> Iterator[tuple[str, Run]]:
+    """Like :func:`bm25_runs`, one ``(dataset_id, run)`` at a time."""
+    from pyserini_hybrid.datasets import parse_dataset_id
+
+    if hits <= 0:
+        raise ValueError(f"hits must be positive, got {hits}")
+    analysed: dict[int, str] = {}  # query index -> analysed text, shared by all settings
+    for setting in settings:
+        if isinstance(setting, str):
+            setting = parse_dataset_id(setting)
+        index_dir = bm25_index_for(pool, setting, index_root)
+        qi = [int(i) for i in pool.query_indices(setting)]
+        todo = [i for i in qi if i not in analysed]
+        for lang in sorted({pool.queries[i].lang for i in todo}):
+            rows = [i for i in todo if pool.queries[i].lang == lang]
+            analysed.update(zip(rows, analyze((pool.queries[i].text for i in rows), lang)))
+        run = search_analysed(index_dir, [pool.queries[i].query_id for i in qi], [analysed[i] for i in qi],
+                              hits=hits, k1=k1, b=b)
+        yield setting.dataset_id, run
+
+
+def bm25_runs(pool: 'Pool', settings: Iterable['Setting | str'], hits: int = 1000,
+              index_root: str | os.PathLike | None = None, k1: float = BM25_K1, b: float = BM25_B) -> dict[str, Run]:
+    """BM25 runs (k1=0.9, b=0.4) of settings of one pool, through Pyserini's Lucene.
+
+    Parameters
+    ----------
+    pool : Pool
+    settings : iterable of Setting or dataset id
+    hits : int
+        Hits per query; a query matching fewer documents gets fewer.
+    index_root : path, optional
+        Where indexes are built once and reused (default ``$PYSERINI_HYBRID_CACHE/indexes``).
+
+    Returns
+    -------
+    dict
+        ``{dataset_id: run}``.
+    """
+    return dict(iter_bm25_runs(pool, settings, hits, index_root, k1, b))

@@ -18,11 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from pyserini_hybrid.train._data import ADAPTERS, ALL_LANGUAGES, TRAIN_LANGUAGES, adapter_options
-from pyserini_hybrid.train._samplers import STRATEGIES
 
-__all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES']
+__all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'STRATEGIES',
+           'strategy_alpha']
 
 LOSSES = ('mnrl', 'cached-mnrl')
+STRATEGIES = ('mono', 'cross', 'hybrid')
+
+
+def strategy_alpha(strategy: str, alpha: float) -> float:
+    """Probability of a mono batch for ``strategy`` (``alpha`` only matters for ``hybrid``)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choices: {', '.join(STRATEGIES)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    return {'mono': 1.0, 'cross': 0.0}.get(strategy, alpha)
 
 
 class RecipeError(ValueError):

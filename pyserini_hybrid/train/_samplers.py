@@ -32,21 +32,10 @@ from sentence_transformers.base.sampler import DefaultBatchSampler, MultiDataset
 from torch.utils.data import SequentialSampler
 
 from pyserini_hybrid.train._data import PairTable, pair_table
+from pyserini_hybrid.train._recipe import STRATEGIES, strategy_alpha
 
 __all__ = ['STRATEGIES', 'PairBatchSampler', 'HybridBatchSampler', 'MonoBatchSampler', 'CrossBatchSampler',
            'make_samplers', 'pair_or_sequential_sampler', 'strategy_alpha']
-
-STRATEGIES = ('mono', 'cross', 'hybrid')
-
-
-def strategy_alpha(strategy: str, alpha: float) -> float:
-    """Probability of a mono batch for ``strategy`` (``alpha`` only matters for ``hybrid``)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choices: {', '.join(STRATEGIES)}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return {'mono': 1.0, 'cross': 0.0}.get(strategy, alpha)
-
 
 class PairBatchSampler(DefaultBatchSampler):
     """Mono / cross batches from one source dataset (a dataset made by ``PairTable.to_dataset``).

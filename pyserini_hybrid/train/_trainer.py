@@ -136,7 +136,8 @@ def _validation_dataset(held: list[PairTable], recipe: Recipe, prefixes: tuple[s
     from datasets import Dataset
     from torch.utils.data import ConcatDataset
 
-    from pyserini_hybrid.train._samplers import HybridBatchSampler, PairBatchSampler, strategy_alpha
+    from pyserini_hybrid.train._recipe import strategy_alpha
+    from pyserini_hybrid.train._samplers import HybridBatchSampler, PairBatchSampler
 
     held = [t for t in held if len(t) >= 2]
     if not held:

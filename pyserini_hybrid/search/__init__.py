@@ -1,0 +1,23 @@
+"""Search LAReQA settings: dense (embed once, matrix search), BM25 through Pyserini, and fusion.
+
+- :func:`embed_pool` embeds a collection's queries and candidates once per model, through an
+  on-disk cache; :func:`dense_runs` then scores any settings as slices of those vectors.
+- :func:`build_faiss_index` writes a setting's corpus as a FAISS index in Pyserini's layout
+  (``index`` + ``docid``) for ``pyserini.search.faiss.FaissSearcher``.
+- :func:`bm25_runs` searches Lucene indexes built through Pyserini with a Lucene analyzer per
+  language (see :mod:`pyserini_hybrid.search._bm25` for Thai and the pooled Multi index).
+- :func:`fuse_runs` fuses runs with ``pyserini.fusion`` (RRF, interpolation).
+
+CLI: ``python -m pyserini_hybrid.search --help``. Importing this package loads neither torch,
+pyserini nor the JVM.
+"""
+from pyserini_hybrid.search._bm25 import (ANALYZERS, BM25_B, BM25_K1, bm25_index_for, bm25_runs, bm25_search,
+                                          build_bm25_index, default_index_root, iter_bm25_runs, thai_bigrams)
+from pyserini_hybrid.search._cache import cache_root, embed_pool, embed_texts, embedding_cache_dir
+from pyserini_hybrid.search._dense import build_faiss_index, dense_runs, dense_search, iter_dense_runs, top_k
+from pyserini_hybrid.search._fusion import FUSION_METHODS, fuse_runs
+
+__all__ = ['ANALYZERS', 'BM25_B', 'BM25_K1', 'FUSION_METHODS', 'bm25_index_for', 'bm25_runs', 'bm25_search',
+           'build_bm25_index', 'build_faiss_index', 'cache_root', 'default_index_root', 'dense_runs', 'dense_search',
+           'embed_pool', 'embed_texts', 'embedding_cache_dir', 'fuse_runs', 'iter_bm25_runs', 'iter_dense_runs',
+           'thai_bigrams', 'top_k']

