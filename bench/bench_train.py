@@ -79,7 +79,7 @@ def run_default(args, work: Path) -> dict:
 
     from pyserini_hybrid.encoders import Encoder
     from pyserini_hybrid.train import HybridBatchSampler, PairBatchSampler
-    from pyserini_hybrid.train._trainer import _freeze_word_embeddings, _Throughput, load_tables
+    from pyserini_hybrid.train._trainer import _freeze_word_embeddings, _throughput_callback, load_tables
 
     recipe = _recipe(args, work / 'default', True)
     tables, _ = load_tables(recipe)
@@ -98,7 +98,7 @@ def run_default(args, work: Path) -> dict:
         anchors += texts['anchor']
         positives += texts['positive']
     flat = Dataset.from_dict({'anchor': anchors, 'positive': positives})
-    throughput = _Throughput()
+    throughput = _throughput_callback()
     targs = SentenceTransformerTrainingArguments(
         output_dir=str(work / 'default-ckpt'), max_steps=args.steps, per_device_train_batch_size=recipe.batch_size,
         learning_rate=recipe.lr, seed=recipe.seed, save_strategy='no', report_to='none', disable_tqdm=True,

@@ -182,6 +182,7 @@ def test_no_duplicate_texts_inside_a_batch():
     q = np.array([[f's{i}-{l}' for l in LANGS] for i in range(n)], dtype=object)
     p = np.array([[f's{i + 1}-{l}' for l in LANGS] for i in range(n)], dtype=object)
     p[::5] = p[1::5][:len(p[::5])]                # every 5th item repeats its neighbour's positive
+    p[3::5] = np.char.upper(p[4::5].astype(str)).astype(object)   # ... or differs from it only in case
     neg = np.array([[f's{(i + 7) % n}-{l}' for l in LANGS] for i in range(n)], dtype=object)
     table = PairTable('next', LANGS, q, p, neg)
     for cls in (MonoBatchSampler, CrossBatchSampler):
@@ -191,7 +192,7 @@ def test_no_duplicate_texts_inside_a_batch():
             sampler.set_epoch(epoch)
             for batch in sampler:
                 _, rows = texts_of(sampler, batch)
-                texts = [t for row in rows for t in row]
+                texts = [' '.join(t.lower().split()) for row in rows for t in row]
                 assert len(texts) == len(set(texts)), rows
                 batches += 1
         assert batches == 5 * (n // 8)

@@ -147,13 +147,16 @@ def evaluate_system(pool: 'Pool', files: Mapping[str, str | os.PathLike], *, mea
                     threads: int = 1) -> dict[str, SettingResult]:
     """Evaluate one system's run files, ``{dataset_id: path}`` (see :func:`find_run_files`).
 
+    Settings with no query (possible for MLQA-R Cross pairs) are left out: they have no unit.
+
     Parameters
     ----------
     threads
         Worker processes reading files in parallel (reading TREC text dominates the time).
     """
     global _FORKED_POOL
-    jobs = [(d, str(p), tuple(measures)) for d, p in sorted(files.items())]
+    # A setting without queries (an MLQA-R Cross pair may share no question) has nothing to score.
+    jobs = [(d, str(p), tuple(measures)) for d, p in sorted(files.items()) if len(pool.query_indices(d))]
     if threads <= 1 or len(jobs) <= 1:
         results: Iterable[SettingResult] = (evaluate_run_file(pool, d, p, measures=measures) for d, p, _ in jobs)
         return {r.dataset_id: r for r in results}

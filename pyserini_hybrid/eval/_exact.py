@@ -117,6 +117,8 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         qrels = pool.qrels_for(setting)
         column = {docids[j]: c for c, j in enumerate(doc_idx)}
         qids = [pool.queries[i].query_id for i in query_idx]
+        if not qids:  # a Cross pair may share no question: nothing to score
+            continue
         rel_lists = [[column[d] for d, rel in qrels[qid].items() if rel > 0] for qid in qids]
         width = max(len(r) for r in rel_lists)
         relevant = np.full((len(qids), width), -1, dtype=np.int64)
@@ -164,5 +166,8 @@ def exact_from_encoder(pool: 'Pool', encoder: str, settings: Iterable['Setting |
 
     model = Encoder(encoder, batch_size=batch_size, precision=precision, threads=threads)
     q_emb, d_emb = embed_pool(pool, model, cache_dir=cache_dir, show_progress=show_progress)
-    return exact_scores(pool, q_emb, d_emb, settings, similarity=model.spec.similarity, measures=measures,
+    # A normalising encoder already returns unit vectors: score them as given, exactly as the
+    # dense runs of pyserini_hybrid.search do, so that both see the same float32 scores.
+    similarity = 'cosine' if model.spec.similarity == 'cosine' and not model.spec.normalize else 'ip'
+    return exact_scores(pool, q_emb, d_emb, settings, similarity=similarity, measures=measures,
                         source=f'exact: {encoder}')

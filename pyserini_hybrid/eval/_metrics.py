@@ -15,7 +15,8 @@ import numpy as np
 from pyserini_hybrid._trec import Qrels, Run
 
 __all__ = ['MEASURES', 'PRIMARY', 'TIE_RULE', 'MISSING_RULE', 'AGGREGATE_KINDS', 'SettingResult',
-           'per_query_metrics', 'metrics_from_ranks', 'trec_eval_order', 'aggregate_units', 'aggregate']
+           'per_query_metrics', 'metrics_from_ranks', 'trec_eval_order', 'aggregate_units', 'aggregate',
+           'question_of']
 
 MEASURES: tuple[str, ...] = ('AP', 'R@1', 'R@10', 'nDCG@10')
 PRIMARY = 'AP'
@@ -34,6 +35,16 @@ def trec_eval_order(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]
     the byte order of their UTF-8 encoding, so no encoding is needed.
     """
     return sorted(hits, key=lambda h: (h[1], h[0]), reverse=True)
+
+
+def question_of(query_id: str, lang: str) -> str:
+    """The SQuAD question of a LAReQA query id ``{squad_id}_{lang}`` (shared by its translations).
+
+    Significance tests resample whole questions: a question's queries in different languages are
+    not independent units.
+    """
+    suffix = '_' + lang
+    return query_id[:-len(suffix)] if query_id.endswith(suffix) else query_id
 
 
 def per_query_metrics(qrels: Qrels, run: Run, measures: Sequence[str] = MEASURES) -> dict[str, dict[str, float]]:

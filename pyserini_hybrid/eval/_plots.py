@@ -74,7 +74,7 @@ def plot_cross_heatmap(report: Mapping, system: str) -> bytes:
     title = f'{system}: Cross {primary}'
     if cross:
         title += f" (macro {cross['macro']:.3f})"
-    ax.set_title(title + '\ndiagonal (outlined) = Mono', fontsize=10)
+    ax.set_title(title + '\ndiagonal (outlined in red) = Mono', fontsize=10)
     for i in range(n):
         for j in range(n):
             value = cells[i][j]
@@ -83,7 +83,8 @@ def plot_cross_heatmap(report: Mapping, system: str) -> bytes:
             shade = (value - vmin) / (vmax - vmin) if vmax > vmin else 0.5
             ax.text(j, i, f'{value:.2f}'.lstrip('0') if value < 1 else f'{value:.2f}', ha='center', va='center',
                     fontsize=7.5, color='black' if shade > 0.55 else 'white')
-        ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor='white', linewidth=1.8))
+        # Inset so that neighbouring diagonal outlines do not touch.
+        ax.add_patch(Rectangle((i - 0.44, i - 0.44), 0.88, 0.88, fill=False, edgecolor='red', linewidth=1.4))
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label(f'{primary} (shared scale across systems)')
     return _png(fig)
@@ -119,7 +120,7 @@ def plot_aggregates(report: Mapping) -> bytes:
                                           for n in names for k in kinds
                                           if k in report['systems'][n]['aggregates'][primary]) + 0.12)))
     ax.set_title(f"{report['dataset']}: Mono / Cross / Multi {primary} (95% bootstrap CI)", fontsize=10)
-    ax.legend(loc='upper right', fontsize=8, frameon=False)
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=min(len(names), 5), fontsize=8, frameon=False)
     ax.grid(axis='y', alpha=0.3)
     ax.set_axisbelow(True)
     return _png(fig)

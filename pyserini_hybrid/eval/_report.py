@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from pyserini_hybrid._io import atomic_dir, atomic_write
 from pyserini_hybrid.eval._bias import MISSING_RANK_RULE
 from pyserini_hybrid.eval._metrics import (AGGREGATE_KINDS, MEASURES, MISSING_RULE, PRIMARY, TIE_RULE,
-                                           SettingResult, aggregate, aggregate_units)
+                                           SettingResult, aggregate, aggregate_units, question_of)
 from pyserini_hybrid.eval._significance import (DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES, bootstrap_ci, compare, holm,
                                                 randomization_test, seed_for)
 
@@ -58,6 +58,16 @@ def _depth_summary(results: Mapping[str, SettingResult]) -> dict:
             'label': label}
 
 
+def _clusters(results: Mapping[str, SettingResult], keys: Sequence[tuple[str, str]]) -> list[str]:
+    return [question_of(qid, results[d].query_langs[qid]) for d, qid in keys]
+
+
+def _ci(results: Mapping[str, SettingResult], kind: str, value: str, n_bootstrap: int, seed: int) -> list[float]:
+    keys, weights, values = aggregate_units(results, kind, value)
+    return list(bootstrap_ci(values, weights=weights, clusters=_clusters(results, keys), n_resamples=n_bootstrap,
+                             seed=seed))
+
+
 def _system_block(results: Mapping[str, SettingResult], measures: Sequence[str], *, seed: int, name: str,
                   n_bootstrap: int) -> dict:
     aggregates: dict[str, dict] = {}
@@ -68,17 +78,14 @@ def _system_block(results: Mapping[str, SettingResult], measures: Sequence[str],
             if agg is None:
                 continue
             if measure == PRIMARY:
-                _, weights, values = aggregate_units(results, kind, measure)
-                agg['ci95'] = list(bootstrap_ci(values, weights=weights, n_resamples=n_bootstrap,
-                                                seed=seed_for(seed, f'ci|{name}|{kind}|{measure}')))
+                agg['ci95'] = _ci(results, kind, measure, n_bootstrap, seed_for(seed, f'ci|{name}|{kind}|{measure}'))
             aggregates[measure][kind] = agg
     block = {'depth': _depth_summary(results), 'aggregates': aggregates,
              'settings': {d: _setting_row(results[d], measures) for d in _ordered(results)}}
     bias = aggregate(results, 'multi', 'rank_distance')
     if bias is not None:
-        _, weights, values = aggregate_units(results, 'multi', 'rank_distance')
-        bias['ci95'] = list(bootstrap_ci(values, weights=weights, n_resamples=n_bootstrap,
-                                         seed=seed_for(seed, f'ci|{name}|multi|rank_distance')))
+        bias['ci95'] = _ci(results, 'multi', 'rank_distance', n_bootstrap,
+                           seed_for(seed, f'ci|{name}|multi|rank_distance'))
         multi = next(r for r in results.values() if r.kind == 'multi')
         bias['lower_bound_queries'] = multi.rank_distance_bounded
         bias['exact'] = multi.rank_distance_bounded == 0
@@ -96,7 +103,7 @@ def _setting_tests(results_a: Mapping[str, SettingResult], results_b: Mapping[st
     """Per-setting randomization tests of AP (b - a), Holm-corrected across the settings compared.
 
     Mono and Cross settings are tested together with shared sign flips (columns zero-padded to the
-    largest setting), the Multi setting on its own.
+    largest setting), the Multi setting on its own with questions as clusters.
     """
     import numpy as np
 
@@ -113,12 +120,21 @@ def _setting_tests(results_a: Mapping[str, SettingResult], results_b: Mapping[st
                                                                         if results_a[d].kind == 'multi']):
         if not group:
             continue
+        if results_a[group[0]].kind == 'multi':
+            # One pooled ranking: a question's queries in every language form one cluster.
+            dataset_id = group[0]
+            qids = sorted(results_a[dataset_id].per_query[PRIMARY])
+            clusters = _clusters(results_a, [(dataset_id, q) for q in qids])
+            pvalues[dataset_id] = randomization_test(diffs[dataset_id], np.zeros(len(qids)), clusters=clusters,
+                                                     n_resamples=n_resamples,
+                                                     seed=seed_for(seed, f'rand|{label}|{dataset_id}'))
+            continue
+        # Mono/Cross: one query per question in a setting; all settings share the sign flips.
         matrix = np.zeros((max(diffs[d].size for d in group), len(group)))
         for column, dataset_id in enumerate(group):
             matrix[:diffs[dataset_id].size, column] = diffs[dataset_id]
-        tag = 'multi' if results_a[group[0]].kind == 'multi' else 'settings'
         found = randomization_test(matrix, np.zeros_like(matrix), n_resamples=n_resamples,
-                                   seed=seed_for(seed, f'rand|{label}|{tag}'))
+                                   seed=seed_for(seed, f'rand|{label}|settings'))
         pvalues.update(zip(group, found.tolist()))
     rows = {d: {'diff': float(diffs[d].mean()), 'p_randomization': pvalues[d]} for d in shared}
     for row, p in zip(rows.values(), holm([row['p_randomization'] for row in rows.values()])):
@@ -172,9 +188,12 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
             'aggregates': _AGGREGATE_RULES, 'averaging': 'macro (as the paper reports); micro also given',
             'significance': {
                 'unit': 'one query of one setting, paired between the two systems; units weighted as the '
-                        'aggregate weights them, so the tested difference is the printed macro difference',
-                'tests': 'two-sided paired randomization (sign-flip) test and paired t-test',
-                'ci': f'95% percentile bootstrap over units ({n_bootstrap} resamples)',
+                        'aggregate weights them, so the tested difference is the printed macro difference; '
+                        'units of the same SQuAD question (its translations, every corpus) form one cluster '
+                        'that is flipped or resampled as a whole, since they are not independent',
+                'tests': 'two-sided paired randomization (sign-flip) test over clusters and paired t-test over '
+                         'cluster sums',
+                'ci': f'95% percentile bootstrap over clusters ({n_bootstrap} resamples)',
                 'holm': 'Holm correction across all aggregate comparisons of the report (every system pair x '
                         'Mono/Cross/Multi AP and rank distance), per test; per-setting tests are corrected '
                         'across the settings of a system pair',
@@ -251,12 +270,12 @@ def render_markdown(report: Mapping) -> str:
         for kind in AGGREGATE_KINDS:
             a = agg.get(kind)
             cells.append('–' if a is None else f"{_f(a['macro'])} [{_f(a['ci95'][0], 3)}, {_f(a['ci95'][1], 3)}]"
-                         f" (n={a['n_queries']})")
+                         f" ({a['n_settings']} settings, {a['n_queries']} units)")
         bias = block.get('rank_distance')
         cells.append('–' if bias is None else f"{_f(bias['macro'], 1)}" + ('' if bias['exact'] else ' (lower bound)'))
         rows.append(cells)
     lines += _table(['system', 'Mono', 'Cross', 'Multi', 'rank distance ↓'], rows)
-    lines += ['', 'n = (setting, query) units in the aggregate. Rank distance: mean (max rank − min rank) of a '
+    lines += ['', 'Units = (setting, query) pairs in the aggregate. Rank distance: mean (max rank − min rank) of a '
                   'Multi query\'s relevant sentences, macro over query languages; lower is less biased.']
 
     rows = []
@@ -275,17 +294,25 @@ def render_markdown(report: Mapping) -> str:
                       'comparisons)', '']
         rows = []
         for c in report['comparisons']:
-            what = 'rank distance' if c['value'] == 'rank_distance' else f"{_KIND_TITLE[c['aggregate']]} {c['value']}"
-            digits = 1 if c['value'] == 'rank_distance' else 4
+            bias = c['value'] == 'rank_distance'
+            what = 'rank distance' if bias else f"{_KIND_TITLE[c['aggregate']]} {c['value']}"
+            digits = 2 if bias else 4
             star = ' *' if c['p_randomization_holm'] <= sig['alpha'] else ''
-            rows.append([c['a'], c['b'], what, f"{_f(c['a'], digits)} → {_f(c['b'], digits)}",
+            rows.append([c['a'], c['b'], what, f"{_f(c['a_value'], digits)} → {_f(c['b_value'], digits)}",
                          f"{c['diff']:+.{digits}f}{star}", f"[{c['ci95'][0]:+.{digits}f}, {c['ci95'][1]:+.{digits}f}]",
                          _p(c['p_randomization']), _p(c['p_randomization_holm']), _p(c['p_t']), _p(c['p_t_holm']),
-                         f"{c['n_units']}"])
+                         f"{c['n_units']} / {c['n_clusters']}"])
         lines += _table(['a', 'b', 'aggregate', 'a → b', 'Δ', '95% CI', 'p rand.', 'p rand. Holm', 'p t-test',
-                         'p t Holm', 'units'], rows)
+                         'p t Holm', 'units / clusters'], rows)
         lines += ['', f"\\* significant at α = {sig['alpha']} after Holm (randomization test, "
-                      f"{sig['n_resamples']} sign flips, seed {sig['seed']}). {sig['unit'].capitalize()}."]
+                      f"{sig['n_resamples']} sign flips, seed {sig['seed']}). Unit: {sig['unit']}."]
+    if report['setting_comparisons']:
+        n_flips = report['protocol']['significance']['n_resamples']
+        most = max(s['n_settings'] for s in report['setting_comparisons'])
+        if most / (n_flips + 1) > ALPHA:
+            lines.append(f"- Note: with {n_flips} sign flips the smallest Holm-adjusted p over {most} settings is "
+                         f"{most / (n_flips + 1):.3f} > {ALPHA}, so no setting can reach significance; use more "
+                         f"resamples (--resamples).")
     for s in report['setting_comparisons']:
         parts = [f"{_KIND_TITLE[k]} {s['b_better'][k]} better / {s['b_worse'][k]} worse of {s['n_by_kind'][k]}"
                  for k in AGGREGATE_KINDS if s['n_by_kind'][k]]
@@ -293,24 +320,22 @@ def render_markdown(report: Mapping) -> str:
                      f"{s['n_settings']} settings): " + '; '.join(parts) + '.')
 
     lines += ['', f'## Per language ({primary})', '']
-    header = ['language']
-    columns = []
-    for name, block in systems.items():
-        agg = block['aggregates'][primary]
-        for kind in AGGREGATE_KINDS:
-            if kind in agg:
-                header.append(f'{name} {_KIND_TITLE[kind]}')
-                columns.append(agg[kind]['by_lang'])
-        if 'rank_distance' in block:
-            header.append(f'{name} rank dist.')
-            columns.append({l: v for l, v in block['rank_distance']['by_lang'].items()})
-    rows = []
-    for lang in langs:
-        rows.append([lang] + [('–' if lang not in col else
-                               _f(col[lang], 1 if h.endswith('rank dist.') else 4)) for col, h in zip(columns, header[1:])])
-    lines += _table(header, rows)
-    lines += ['', 'Mono: the language\'s own setting. Cross: mean over the corpus languages for that query '
-                  'language. Multi: mean over that language\'s queries in the pooled ranking.']
+    lines += ['Mono: the language\'s own setting. Cross: mean over the corpus languages for that query '
+              'language. Multi: mean over that language\'s queries in the pooled ranking. Rank distance: '
+              'mean over that language\'s Multi queries.']
+    names = list(systems)
+    sections = [(f'{_KIND_TITLE[k]} {primary}', lambda b, k=k: b['aggregates'][primary].get(k), 4)
+                for k in AGGREGATE_KINDS] + [('Rank distance', lambda b: b.get('rank_distance'), 1)]
+    for title, pick, digits in sections:
+        blocks = {n: pick(systems[n]) for n in names}
+        if not any(blocks.values()):
+            continue
+        rows = [[lang] + [_f(blocks[n]['by_lang'].get(lang), digits) if blocks[n] else '–' for n in names]
+                for lang in langs]
+        rows.append(['**all (macro)**'] + [f"**{_f(blocks[n]['macro'], digits)}**" if blocks[n] else '–'
+                                           for n in names])
+        lines += ['', f'### {title} by query language', '']
+        lines += _table(['query language'] + names, rows)
 
     lines += ['', '## Figures', '']
     for name in systems:

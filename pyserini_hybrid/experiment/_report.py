@@ -235,7 +235,7 @@ def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig
         else:
             verdict = 'No significant difference'
         details = '; '.join(
-            f"{_TITLE[r['measure']]} {_fmt(r['b'], r['measure'])} vs {_fmt(r['a'], r['measure'])} "
+            f"{_TITLE[r['measure']]} {_fmt(r['b_value'], r['measure'])} vs {_fmt(r['a_value'], r['measure'])} "
             f"({_fmt_diff(r['diff'], r['measure'])}, 95% CI [{_fmt(r['ci95'][0], r['measure'])}, "
             f"{_fmt(r['ci95'][1], r['measure'])}], Holm p = {_fmt_p(r['p_holm'])}, {r['outcome']})"
             for r in rows)
@@ -312,8 +312,8 @@ def render_experiment_markdown(report: Mapping[str, Any]) -> str:
                 level = r['seed_level']
                 diffs = ', '.join(_fmt_diff(d, m) for d in level['diffs']) or '–'
                 p_seeds = '–' if level['p_t'] is None else _fmt_p(level['p_t'])
-                lines.append(f"| {r['arm_b']} | {r['arm_a']} | {_TITLE[m]} | {_fmt(r['b'], m)} | "
-                             f"{_fmt(r['a'], m)} | {_fmt_diff(r['diff'], m)} | [{_fmt(r['ci95'][0], m)}, "
+                lines.append(f"| {r['arm_b']} | {r['arm_a']} | {_TITLE[m]} | {_fmt(r['b_value'], m)} | "
+                             f"{_fmt(r['a_value'], m)} | {_fmt_diff(r['diff'], m)} | [{_fmt(r['ci95'][0], m)}, "
                              f"{_fmt(r['ci95'][1], m)}] | {_fmt_p(r['p_randomization'])} | {_fmt_p(r['p_holm'])} | "
                              f"{diffs} | {p_seeds} | {r['outcome']} |")
         lines += ['', '### Per seed', '', '| arm | seed | Mono | Cross | Multi | rank distance |', '|---|---|---|---|---|---|']

@@ -212,7 +212,9 @@ def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[s
     for collection in collections:
         pool = load_pool(collection, data_dir=config.evaluation.data_dir, verify=config.evaluation.verify)
         q_emb, d_emb = _embed(pool, encoder)
-        out[collection] = exact_scores(pool, q_emb, d_emb, list_settings(collection),
+        # a setting without any query (possible in hand-made data) has no AP to report
+        settings = [s for s in list_settings(collection) if len(pool.query_indices(s))]
+        out[collection] = exact_scores(pool, q_emb, d_emb, settings,
                                        similarity=encoder.spec.similarity, measures=MEASURES,
                                        source=f'exact: {model}')
     return out

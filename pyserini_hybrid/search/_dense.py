@@ -5,7 +5,8 @@ matrix (from :func:`~pyserini_hybrid.search.embed_pool`): exact inner-product se
 ranking as a FAISS ``IndexFlatIP`` over the setting's documents (Pyserini's ``FaissSearcher``),
 without re-encoding or re-indexing anything per setting.
 
-Ties are broken deterministically: score descending, then docid ascending (trec_eval's order).
+Ties are broken deterministically: score descending, then docid ascending (trec_eval's order),
+with scores rounded to the 6 decimals a run file holds.
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.datasets import Pool, Setting
     from pyserini_hybrid.encoders import Encoder
 
-__all__ = ['top_k', 'dense_search', 'dense_runs', 'iter_dense_runs', 'build_faiss_index']
+__all__ = ['top_k', 'dense_search', 'dense_runs', 'iter_dense_runs', 'build_faiss_index', 'write_faiss_index']
 
 # Query rows scored at once: bounds the score matrix to ~QUERY_BLOCK x docs float32.
 QUERY_BLOCK = 1024
+# Decimals of scores in TREC run files (pyserini_hybrid._trec.write_run).
+SCORE_DECIMALS = 6
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +92,10 @@ def dense_search(q_emb: np.ndarray, d_emb: np.ndarray, qids: Sequence[str], doci
     run: Run = {}
     for start in range(0, len(qids), QUERY_BLOCK):
         block = np.ascontiguousarray(q_emb[start:start + QUERY_BLOCK], dtype=np.float32)
-        idx, vals = top_k(block @ docs.T, hits)
+        # Rounded to the run file's 6 decimals before ranking: BLAS may score two identical vectors a
+        # few ulps apart; rounded, they tie in the ranking as they do in the file, broken by docid.
+        scores = np.round(block @ docs.T, SCORE_DECIMALS)
+        idx, vals = top_k(scores, hits)
         for qid, row_idx, row_vals in zip(qids[start:start + QUERY_BLOCK], idx.tolist(), vals.tolist()):
             run[qid] = [(sorted_ids[c], v) for c, v in zip(row_idx, row_vals)]
     return run
@@ -155,8 +161,6 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
     cache_dir : path, optional
         Embedding cache root.
     """
-    import faiss
-
     from pyserini_hybrid.datasets import load_pool, parse_dataset_id
     from pyserini_hybrid.search._cache import embed_texts
 
@@ -164,10 +168,22 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
     pool = load_pool(setting.collection)
     docs = [pool.docs[i] for i in pool.doc_indices(setting)]
     vectors = embed_texts(encoder, [d.text for d in docs], 'passage', cache_dir, show_progress)
+    return write_faiss_index(output_dir, vectors, [d.doc_id for d in docs])
+
+
+def write_faiss_index(output_dir: str | os.PathLike, vectors: np.ndarray, docids: Sequence[str]) -> Path:
+    """Write ``vectors`` as a FAISS ``IndexFlatIP`` plus a ``docid`` file (Pyserini's layout), atomically."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(docids) or not len(docids):
+        raise ValueError(f"need one vector per docid: got vectors {vectors.shape} for {len(docids)} docids")
+    if any(not d or any(c.isspace() for c in d) for d in docids):
+        raise ValueError("docids must be non-empty and free of whitespace (one per line in the docid file)")
     index = faiss.IndexFlatIP(int(vectors.shape[1]))
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index.add(vectors)
     output_dir = Path(output_dir)
     with atomic_dir(output_dir) as tmp:
         faiss.write_index(index, str(tmp / 'index'))
-        (tmp / 'docid').write_text(''.join(f'{d.doc_id}\n' for d in docs), encoding='utf-8')
+        (tmp / 'docid').write_text(''.join(f'{d}\n' for d in docids), encoding='utf-8')
     return output_dir

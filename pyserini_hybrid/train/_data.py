@@ -68,7 +68,7 @@ def normalize_text(text: str) -> str:
 # the table
 
 
-@dataclass
+@dataclass(eq=False)
 class PairTable:
     """One source dataset: ``queries[i, l]`` / ``positives[i, l]`` / ``negatives[i, l]`` texts.
 
@@ -695,3 +695,10 @@ def load_source(name: str, train_dir: str | Path, langs: Sequence[str], *, task:
     table.task = task
     table.meta.update(options)
     return table
+
+
+# Instruction pairs (English, mono rows) have their own module; registered here so that every recipe
+# sees them, whatever was imported first.
+from pyserini_hybrid.train._instructions import instructions as _instructions  # noqa: E402
+
+ADAPTERS.setdefault('instructions', _instructions)

@@ -35,19 +35,9 @@ def available_collections() -> list[str]:
 
     MLQA-R is never downloaded for this (XQuAD-R is, when missing and downloads are allowed).
     """
-    from pyserini_hybrid.datasets import COLLECTIONS, LareqaDataError, load_pool
+    from pyserini_hybrid.datasets import COLLECTIONS, is_available
 
-    out = []
-    for collection in COLLECTIONS:
-        if collection != 'xquad-r':
-            try:
-                load_pool(collection, download=False)
-            except LareqaDataError as exc:
-                if 'missing' in str(exc):
-                    continue
-                raise
-        out.append(collection)
-    return out
+    return [c for c in COLLECTIONS if c == 'xquad-r' or is_available(c)]
 
 
 def eval_index(collections: Sequence[str] | None = None) -> dict[str, str]:

@@ -210,8 +210,14 @@ def _to_python(node: Any, path: str, lines: dict[str, int], where: str) -> Any:
 
 
 def _at(where: str, lines: dict[str, int], key: str) -> str:
-    line = lines.get(key)
-    return f'{where}:{line}' if line else where
+    """``file:line`` of ``key``, else of its nearest enclosing key that has a line."""
+    while True:
+        line = lines.get(key)
+        if line:
+            return f'{where}:{line}'
+        if not key:
+            return where
+        key = key.rsplit('.', 1)[0] if '.' in key else (key.rsplit('[', 1)[0] if '[' in key else '')
 
 
 _TYPE_WORDS = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string'}
@@ -324,8 +330,8 @@ def _build_data(value: Any, where: str, lines: dict[str, int]) -> tuple[DataEntr
                         val = [val]
                     if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
                         raise RecipeError(f"{kloc}: '{label}' must be a list of strings, got {_describe(val)}")
-                elif kind is bool and not isinstance(val, bool) or kind is str and not isinstance(val, str):
-                    raise RecipeError(f"{kloc}: '{label}' must be {_TYPE_WORDS[kind]}, got {_describe(val)}")
+                elif kind in _TYPE_WORDS:
+                    val = _coerce(kind, val, kloc, label)
                 options[key] = val
             else:
                 valid = sorted(own | set(options_spec))

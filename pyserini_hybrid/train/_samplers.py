@@ -8,8 +8,9 @@ builds them:
 - :class:`PairBatchSampler` (a ``DefaultBatchSampler``), one per source: draws items without
   replacement (a fresh seeded permutation per pass) and turns them into rows of a *mono* batch
   (one language for query and positive) or a *cross* batch (each row its own query language and a
-  different positive language). Items whose texts would repeat a text already in the batch are
-  deferred to a later batch: a repeated text would be a false in-batch negative.
+  different positive language). Items whose texts would repeat a text already in the batch (compared
+  case- and space-insensitively) are deferred to a later batch: a repeated text would be a false
+  in-batch negative.
 - :class:`HybridBatchSampler` (a ``MultiDatasetDefaultBatchSampler``) decides each batch: mono with
   probability ``alpha`` (one language drawn uniformly over the training languages, then a source
   that has that language, in proportion to its size), else cross (a source in proportion to its
@@ -31,7 +32,7 @@ import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler, MultiDatasetDefaultBatchSampler
 from torch.utils.data import SequentialSampler
 
-from pyserini_hybrid.train._data import PairTable, pair_table
+from pyserini_hybrid.train._data import PairTable, normalize_text, pair_table
 from pyserini_hybrid.train._recipe import STRATEGIES, strategy_alpha
 
 __all__ = ['STRATEGIES', 'PairBatchSampler', 'HybridBatchSampler', 'MonoBatchSampler', 'CrossBatchSampler',
@@ -98,7 +99,10 @@ class PairBatchSampler(DefaultBatchSampler):
         return int(mask.sum())
 
     def __len__(self) -> int:
-        return self.usable_items() // self.batch_size
+        key = (self.alpha, self.batch_size)
+        if getattr(self, '_len_key', None) != key:  # the trainer asks often; alpha is set by the parent sampler
+            self._len_key, self._len = key, self.usable_items() // self.batch_size
+        return self._len
 
     # --- state -----------------------------------------------------------------------------------
     def start_epoch(self, epoch: int) -> None:
@@ -126,7 +130,8 @@ class PairBatchSampler(DefaultBatchSampler):
             row = make_row(item)
             if row is None:
                 continue
-            row_texts = [t for t in self.table.row_texts(row) if t is not None]
+            # compared case- and space-insensitively: 'Tom.' and 'tom. ' would be near-identical vectors
+            row_texts = [normalize_text(t) for t in self.table.row_texts(row) if t is not None]
             if len(set(row_texts)) < len(row_texts):
                 continue  # query == positive (e.g. a name that is spelt the same in both languages)
             if texts.intersection(row_texts):
@@ -248,7 +253,10 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
         for sampler in self.batch_samplers:
             sampler.start_epoch(self.epoch)
         for _ in range(len(self)):
-            _, source, rows = self.next_batch(rng)
+            for _attempt in range(100):
+                _, source, rows = self.next_batch(rng)
+                if rows:  # an empty draw (every candidate collided) is drawn again
+                    break
             offset = self.offsets[source]
             yield [offset + r for r in rows]
 

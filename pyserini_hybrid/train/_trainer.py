@@ -171,28 +171,26 @@ def _validation_dataset(held: list[PairTable], recipe: Recipe, prefixes: tuple[s
     return Dataset.from_dict({'anchor': anchors, 'positive': positives})
 
 
-class _Throughput:
-    """Trainer callback timing the training steps (validation and saving excluded)."""
+def _throughput_callback():
+    """A trainer callback timing the training steps (validation and saving excluded)."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, *args, **kwargs):
-        from transformers import TrainerCallback
+    class Throughput(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds = 0.0
+            self.steps = 0
+            self._t0: float | None = None
 
-        class Throughput(TrainerCallback):
-            def __init__(self) -> None:
-                self.seconds = 0.0
-                self.steps = 0
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._t0 is not None:
+                self.seconds += time.perf_counter() - self._t0
+                self.steps += 1
                 self._t0 = None
 
-            def on_step_begin(self, args, state, control, **kw):
-                self._t0 = time.perf_counter()
-
-            def on_step_end(self, args, state, control, **kw):
-                if self._t0 is not None:
-                    self.seconds += time.perf_counter() - self._t0
-                    self.steps += 1
-                    self._t0 = None
-
-        return Throughput()
+    return Throughput()
 
 
 def _freeze_word_embeddings(model: Any) -> int:
@@ -322,9 +320,10 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         eval_strategy='steps' if eval_dataset is not None else 'no', eval_steps=v.eval_steps,
         save_strategy='steps', save_steps=save_steps, save_total_limit=2, load_best_model_at_end=early,
         metric_for_best_model='eval_loss' if early else None, greater_is_better=False if early else None,
+        eval_on_start=eval_dataset is not None and resume_from is None,   # the base model's validation loss
         logging_steps=recipe.logging_steps, report_to='none', disable_tqdm=not progress,
-        use_cpu=device == 'cpu', dataloader_num_workers=0)
-    throughput = _Throughput()
+        use_cpu=device == 'cpu', dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available())
+    throughput = _throughput_callback()
     trainer_callbacks = [throughput, *callbacks]
     if early:
         trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=v.patience))
