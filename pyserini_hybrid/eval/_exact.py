@@ -1,8 +1,9 @@
 """Exact full-pool scoring of a dense model: every candidate ranked, from the full score matrix.
 
 A run file cut at ``hits`` gives AP@hits; here each query's score row over the whole setting
-corpus (query vectors @ doc vectors) gives the rank of every relevant document directly, with
-trec_eval's tie rule, so AP is the protocol's full-pool AP and the rank distance is exact.
+corpus (query vectors @ doc vectors, rounded to the 6 decimals of a run file) gives the rank of
+every relevant document directly, with trec_eval's tie rule, so AP is the protocol's full-pool AP
+(what trec_eval gives on a full-depth run file) and the rank distance is exact.
 """
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from pyserini_hybrid.eval._metrics import MEASURES, SettingResult, metrics_from_
 if TYPE_CHECKING:
     from pyserini_hybrid.datasets import Pool, Setting
 
-__all__ = ['exact_scores', 'exact_from_encoder', 'relevant_ranks_matrix']
+__all__ = ['exact_scores', 'exact_from_encoder', 'relevant_ranks_matrix', 'SCORE_DECIMALS']
 
 # Cells of the (queries x relevant x docs) comparison tensor built at once (~64 MB of booleans).
 _BLOCK_CELLS = 1 << 26
+# Scores are rounded as run files write them (6 decimals, like Pyserini). Besides matching what
+# trec_eval sees in a full-depth run file, this restores the ties of identical vectors (repeated
+# sentences), which float32 matrix products can split by an ulp depending on the row's position.
+SCORE_DECIMALS = 6
 
 
 def relevant_ranks_matrix(scores: np.ndarray, relevant: np.ndarray, tie_keys: np.ndarray) -> np.ndarray:
@@ -130,7 +135,7 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         ranks = np.zeros_like(relevant)
         for start in range(0, len(qids), block):
             stop = start + block
-            scores = q_emb[query_idx[start:stop]] @ docs.T
+            scores = np.round((q_emb[query_idx[start:stop]] @ docs.T).astype(np.float64), SCORE_DECIMALS)
             ranks[start:stop] = relevant_ranks_matrix(scores, relevant[start:stop], tie_keys)
 
         per_query = {m: {} for m in measures}

@@ -215,9 +215,14 @@ def _fmt_diff(value: float, measure: str) -> str:
 
 
 def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig) -> list[str]:
-    """Sentences generated from the comparison rows of one collection."""
+    """One sentence per comparison of one collection, generated from its rows.
+
+    The verdict looks at the zero-shot cross-lingual measures (Cross mAP, Multi mAP, rank distance):
+    'Yes' when at least one is significantly better and none significantly worse (Holm-corrected,
+    ``config.report.alpha``), 'No, it is worse' for the reverse, 'Mixed' for both, and 'No
+    significant difference' otherwise. Mono mAP is reported beside it.
+    """
     title = _COLLECTION_TITLE.get(collection, collection)
-    alpha = config.report.alpha
     out = []
     by_pair: dict[tuple[str, str], list[dict]] = {}
     for row in block['comparisons']:
@@ -226,30 +231,36 @@ def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig
         cross_lingual = [r for r in rows if r['measure'] in ('cross', 'multi', 'rank_distance')]
         better = [r for r in cross_lingual if r['outcome'] == 'better']
         worse = [r for r in cross_lingual if r['outcome'] == 'worse']
+        against = f"{_PHRASE.get(a, a)} ({a})"
         if better and not worse:
-            verdict = 'Yes'
+            verdict, claim = 'Yes', f'{b} improves zero-shot cross-lingual retrieval over {against}'
         elif worse and not better:
-            verdict = 'No, it is worse'
+            verdict, claim = 'No, it is worse', f'{b} retrieves worse across languages than {against}'
         elif better and worse:
-            verdict = 'Mixed'
+            verdict, claim = 'Mixed', f'{b} is better than {against} on some cross-lingual measures and worse on others'
         else:
-            verdict = 'No significant difference'
-        details = '; '.join(
-            f"{_TITLE[r['measure']]} {_fmt(r['b_value'], r['measure'])} vs {_fmt(r['a_value'], r['measure'])} "
-            f"({_fmt_diff(r['diff'], r['measure'])}, 95% CI [{_fmt(r['ci95'][0], r['measure'])}, "
-            f"{_fmt(r['ci95'][1], r['measure'])}], Holm p = {_fmt_p(r['p_holm'])}, {r['outcome']})"
-            for r in rows)
+            verdict, claim = 'No significant difference', (f'{b} does not differ significantly from {against} in '
+                                                            'zero-shot cross-lingual retrieval')
+
+        def detail(r: dict) -> str:
+            m = r['measure']
+            return (f"{_TITLE[m]} {_fmt(r['b_value'], m)} vs {_fmt(r['a_value'], m)} ({_fmt_diff(r['diff'], m)}, "
+                    f"95% CI [{_fmt(r['ci95'][0], m)}, {_fmt(r['ci95'][1], m)}], Holm p = {_fmt_p(r['p_holm'])})")
+
         n_a, n_b = len(block['arms'][a]['seeds']), len(block['arms'][b]['seeds'])
-        spread = []
-        for r in cross_lingual:
+        sentence = f"{verdict}: on {title}, {claim}: " + '; '.join(detail(r) for r in cross_lingual) + '.'
+        mono = [r for r in rows if r['measure'] == 'mono']
+        if mono:
+            sentence += f" Monolingual: {detail(mono[0])}, {mono[0]['outcome']}."
+        agreement = []
+        for r in better + worse:
             level = r['seed_level']
-            if len(level['diffs']) >= 2 and r['outcome'] != 'no significant difference':
-                agree = sum(1 for d in level['diffs'] if _better(r['measure'], d) * _better(r['measure'], r['diff']) > 0)
-                spread.append(f"{_TITLE[r['measure']]}: {agree} of {len(level['diffs'])} seeds point the same way")
-        sentence = (f"{verdict}: on {title}, {b} vs {_PHRASE.get(a, a)} ({a}; {n_b} vs {n_a} seed(s), zero-shot "
-                    f"cross-lingual = Cross, Multi and rank distance, alpha {alpha} after Holm): {details}.")
-        if spread:
-            sentence += ' Seed by seed: ' + '; '.join(spread) + '.'
+            if len(level['diffs']) >= 2:
+                same = sum(1 for d in level['diffs'] if _better(r['measure'], d) * _better(r['measure'], r['diff']) > 0)
+                agreement.append(f"{_TITLE[r['measure']]} {same} of {len(level['diffs'])}")
+        sentence += (f" ({n_b} vs {n_a} seed(s); per-query paired tests on seed-averaged values, Holm-corrected, "
+                     f"alpha {config.report.alpha}"
+                     + (f"; seeds pointing the same way: {', '.join(agreement)}" if agreement else '') + '.)')
         out.append(sentence)
     return out
 

@@ -20,7 +20,6 @@ reuse run directories written earlier).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Iterator, NoReturn

@@ -43,7 +43,8 @@ from pyserini_hybrid._trec import Run
 if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.datasets import Pool, Setting
 
-__all__ = ['ANALYZERS', 'BM25_K1', 'BM25_B', 'ANALYSIS_VERSION', 'analyze', 'get_analyzer', 'thai_bigrams',
+__all__ = ['ANALYZERS', 'BM25_K1', 'BM25_B', 'ANALYSIS_VERSION', 'analyze', 'analyze_mixed', 'get_analyzer',
+           'thai_bigrams',
            'build_bm25_index', 'bm25_search', 'bm25_index_for', 'bm25_runs', 'iter_bm25_runs', 'default_index_root']
 
 BM25_K1 = 0.9
@@ -147,13 +148,7 @@ def build_bm25_index(index_dir: str | os.PathLike, docids: Sequence[str], texts:
         raise ValueError(f"docids, texts and langs differ in length ({len(docids)}, {len(texts)}, {len(langs)})")
     if not docids:
         raise ValueError(f"no documents to index into {index_dir}")
-    analysed = [''] * len(texts)
-    by_lang: dict[str, list[int]] = {}
-    for i, lang in enumerate(langs):
-        by_lang.setdefault(lang, []).append(i)
-    for lang, rows in by_lang.items():
-        for i, text in zip(rows, analyze((texts[r] for r in rows), lang)):
-            analysed[i] = text
+    analysed = analyze_mixed(texts, langs)
 
     import pyserini_hybrid  # noqa: F401
     from pyserini.index.lucene import LuceneIndexer
@@ -167,8 +162,8 @@ def build_bm25_index(index_dir: str | os.PathLike, docids: Sequence[str], texts:
             indexer.add_batch_dict([{'id': d, 'contents': c} for d, c in zip(docids, analysed)])
         finally:
             indexer.close()
-        meta = {'documents': len(docids), 'languages': sorted(by_lang), 'analysis': ANALYSIS_VERSION,
-                'analyzers': {lang: ANALYZERS[lang] for lang in sorted(by_lang)},
+        meta = {'documents': len(docids), 'languages': sorted(set(langs)), 'analysis': ANALYSIS_VERSION,
+                'analyzers': {lang: ANALYZERS[lang] for lang in sorted(set(langs))},
                 'signature': index_signature(docids, texts, langs)}
         # Lucene ignores files it does not know; the meta file says what the index holds.
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + '\n', encoding='utf-8')
@@ -191,11 +186,12 @@ def bm25_search(index_dir: str | os.PathLike, qids: Sequence[str], texts: Sequen
         raise ValueError(f"hits must be positive, got {hits}")
     if not (len(qids) == len(texts) == len(langs)):
         raise ValueError(f"qids, texts and langs differ in length ({len(qids)}, {len(texts)}, {len(langs)})")
-    analysed = _analyse_queries(texts, langs)
+    analysed = analyze_mixed(texts, langs)
     return search_analysed(index_dir, qids, analysed, hits=hits, k1=k1, b=b)
 
 
-def _analyse_queries(texts: Sequence[str], langs: Sequence[str]) -> list[str]:
+def analyze_mixed(texts: Sequence[str], langs: Sequence[str]) -> list[str]:
+    """Analyse texts of mixed languages, each with its own language's analyzer (see :func:`analyze`)."""
     out = [''] * len(texts)
     by_lang: dict[str, list[int]] = {}
     for i, lang in enumerate(langs):

@@ -176,17 +176,19 @@ def _throughput_callback():
     from transformers import TrainerCallback
 
     class Throughput(TrainerCallback):
+        # process CPU time too: on a shared machine it measures the work, wall time the wait as well
         def __init__(self) -> None:
-            self.seconds = 0.0
+            self.seconds = self.cpu_seconds = 0.0
             self.steps = 0
-            self._t0: float | None = None
+            self._t0: tuple[float, float] | None = None
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self._t0 = time.perf_counter()
+            self._t0 = (time.perf_counter(), time.process_time())
 
         def on_step_end(self, args, state, control, **kwargs):
             if self._t0 is not None:
-                self.seconds += time.perf_counter() - self._t0
+                self.seconds += time.perf_counter() - self._t0[0]
+                self.cpu_seconds += time.process_time() - self._t0[1]
                 self.steps += 1
                 self._t0 = None
 
@@ -284,11 +286,13 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
                                                                    MultipleNegativesRankingLoss)
     from transformers import EarlyStoppingCallback, set_seed
 
-    from pyserini_hybrid.encoders import Encoder, save_spec
+    from pyserini_hybrid.encoders import Encoder, get_spec, save_spec
     from pyserini_hybrid.train._samplers import make_samplers
 
     set_seed(recipe.seed)
-    base = Encoder(recipe.base, device=device)
+    template = get_spec(recipe.base).query_instruction or ''
+    # a base trained with task instructions (two-stage training) wants a task; training sets its own per source
+    base = Encoder(recipe.base, device=device, task='-' if '{task}' in template else None)
     spec = base.spec
     if recipe.query_instruction is not None:
         spec = dataclasses.replace(spec, query_instruction=recipe.query_instruction)
@@ -358,6 +362,8 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         'best_checkpoint_step': state.best_global_step, 'seed': recipe.seed, 'code_version': code_version(),
         'sources': sources, 'hygiene': {'texts_checked': n_texts, 'eval_index_size': len(index)},
         'frozen_parameters': frozen, 'pairs_per_second': round(pairs_per_second, 3),
+        'pairs_per_cpu_second': round(throughput.steps * recipe.batch_size / throughput.cpu_seconds, 3)
+        if throughput.cpu_seconds else None,
         'train_seconds': round(time.time() - started, 1), 'device': str(model.device),
         'world_size': world_size, 'torch': torch.__version__, 'log_history': state.log_history,
         'validation_batches': 0 if eval_dataset is None else len(eval_dataset) // recipe.batch_size,
