@@ -80,7 +80,7 @@ def naive(collection: str, encoder_name: str, precision: str, batch_size: int, h
     pool = load_pool(collection)
     t0 = time.perf_counter()
     doc_encoder = HybridDocumentEncoder(encoder_name, precision=precision, batch_size=batch_size)
-    query_encoder = HybridQueryEncoder(encoder_name, precision=precision, batch_size=batch_size)
+    query_encoder = HybridQueryEncoder(doc_encoder.encoder)  # one model in memory for both
     load_s = time.perf_counter() - t0
     per_setting = []
     for dataset_id in subset:

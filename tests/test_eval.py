@@ -256,7 +256,7 @@ def test_aggregates_macro_and_micro_on_unequal_query_counts(tiny_mlqa):
 def test_holm_hand_example():
     # sorted: .005*4 = .02, .01*3 = .03, .03*2 = .06, .04*1 = .04 -> running max .06
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm([0.5, 0.9]) == pytest.approx([1.0, 0.9])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # .5*2 = 1, then max(1, .9*1)
     assert holm([]) == []
 
 
@@ -355,34 +355,65 @@ def test_report_files_numbers_and_figures(tiny, tmp_path):
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in written]
 
 
-def test_cli_runs_dirs_exact_and_trec_eval_check(tiny, fixtures_dir, tmp_path):
-    from pyserini_hybrid.search import dense_runs
+def make_tiny_model(path: Path, texts: list[str], hidden: int = 16) -> Path:
+    """A 2-layer BERT with a character vocabulary, saved as a model dir with our spec (E5 prefixes)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    dirs = {}
-    for name, seed in (('dense_a', 6), ('dense_b', 7)):
-        dirs[name] = tmp_path / name
-        dirs[name].mkdir()
-        runs = dense_runs(tiny, *tied_vectors(tiny, seed=seed), list_settings('xquad-r'), hits=20)
-        for dataset_id, run in runs.items():
-            write_run(run, dirs[name] / run_filename(dataset_id))
-    assert len(find_run_files('lareqa/xquad-r', dirs['dense_a'])) == 122
-    env = dict(os.environ, PYSERINI_HYBRID_DATA=str(fixtures_dir / 'lareqa'), PYSERINI_HYBRID_VERIFY='0')
+    from pyserini_hybrid.encoders import ModelSpec, save_spec
+
+    chars = sorted(set(''.join(texts).lower()) - set(' \t\n'))
+    vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + chars + ['##' + c for c in chars]
+    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, strip_accents=False)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=128)
+    hf = path.with_name(path.name + '-hf')
+    BertModel(config).save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    modules = [Transformer(str(hf), max_seq_length=64), Pooling(hidden, pooling_mode='mean'), Normalize()]
+    SentenceTransformer(modules=modules, device='cpu').save(str(path), create_model_card=False)
+    save_spec(path, ModelSpec(name=str(path), model=str(path), pooling='mean', normalize=True,
+                              query_prefix='query: ', passage_prefix='passage: ', max_length=64))
+    return path
+
+
+def test_cli_run_dir_exact_encoder_and_trec_eval_check(tiny, fixtures_dir, tmp_path, monkeypatch, capsys):
+    from pyserini_hybrid.eval.__main__ import main
+    from pyserini_hybrid.search import dense_runs, embed_pool
+    from pyserini_hybrid.encoders import Encoder
+
+    run_dir = tmp_path / 'dense_a'
+    run_dir.mkdir()
+    runs = dense_runs(tiny, *tied_vectors(tiny, seed=6), list_settings('xquad-r'), hits=20)
+    for dataset_id, run in runs.items():
+        write_run(run, run_dir / run_filename(dataset_id))
+    assert len(find_run_files('lareqa/xquad-r', run_dir)) == 122
+    model = make_tiny_model(tmp_path / 'tiny-model', [d.text for d in tiny.docs] + [q.text for q in tiny.queries]
+                            + ['query: passage: '])
+    monkeypatch.setenv('PYSERINI_HYBRID_DATA', str(fixtures_dir / 'lareqa'))
+    monkeypatch.setenv('PYSERINI_HYBRID_VERIFY', '0')
     out = tmp_path / 'report'
-    cmd = [sys.executable, '-m', 'pyserini_hybrid.eval', '--dataset', 'lareqa/xquad-r',
-           '--runs', f"a={dirs['dense_a']}", f"b={dirs['dense_b']}", '--exact', 'me5=me5-small-offline',
-           '--output-dir', str(out), '--check-trec-eval', 'lareqa/xquad-r/en', '--resamples', '1000',
-           '--bootstrap', '200', '--threads', '2', '--cache-dir', str(tmp_path / 'cache')]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    main(['--dataset', 'lareqa/xquad-r', '--runs', f'a={run_dir}', '--exact', f'tiny={model}',
+          '--output-dir', str(out), '--check-trec-eval', 'lareqa/xquad-r/en', '--resamples', '1000',
+          '--bootstrap', '200', '--threads', '2', '--cache-dir', str(tmp_path / 'cache')])
+    assert str(out / 'report.md') in capsys.readouterr().out
     data = json.loads((out / 'report.json').read_text())
-    assert list(data['systems']) == ['a', 'b', 'me5']
+    assert list(data['systems']) == ['a', 'tiny']
     assert data['systems']['a']['depth']['label'].startswith('AP@20')
-    assert data['systems']['me5']['depth']['full_pool_settings'] == 122
-    assert [c['system'] for c in data['trec_eval_check']] == ['a', 'b']
-    assert all(c['agree'] and c['setting'] == 'lareqa/xquad-r/en' for c in data['trec_eval_check'])
-    # The file-based numbers are those of the API on the same files.
-    api = evaluate_system(tiny, find_run_files('lareqa/xquad-r', dirs['dense_a']))
+    assert data['systems']['tiny']['depth']['full_pool_settings'] == 122
+    [check] = data['trec_eval_check']
+    assert check['system'] == 'a' and check['setting'] == 'lareqa/xquad-r/en' and check['agree']
+    # The file-based numbers are the API's on the same files.
+    api = evaluate_system(tiny, find_run_files('lareqa/xquad-r', run_dir))
     assert data['systems']['a']['aggregates']['AP']['cross']['macro'] == pytest.approx(
         aggregate(api, 'cross')['macro'], abs=1e-12)
-    assert (out / 'cross_heatmap_me5.png').is_file()
-    assert 0 < data['systems']['me5']['aggregates']['AP']['multi']['macro'] <= 1
+    # --exact scored the model's own cached vectors over the full pool.
+    q_emb, d_emb = embed_pool(tiny, Encoder(str(model)), cache_dir=tmp_path / 'cache')
+    exact = exact_scores(tiny, q_emb, d_emb)
+    assert data['systems']['tiny']['aggregates']['AP']['multi']['macro'] == pytest.approx(
+        aggregate(exact, 'multi')['macro'], abs=1e-12)
+    assert data['comparisons'] and (out / 'cross_heatmap_tiny.png').is_file()

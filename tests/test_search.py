@@ -148,13 +148,14 @@ def test_faiss_index_in_pyserini_layout_answers_like_dense_search(encoder, xquad
     assert (index_dir / 'docid').read_text().split() == [d.doc_id for d in docs]
     assert faiss.read_index(str(index_dir / 'index')).ntotal == len(docs)
 
-    searcher = FaissSearcher(str(index_dir), HybridQueryEncoder('me5-small-offline'))
+    searcher = FaissSearcher(str(index_dir), HybridQueryEncoder(encoder))
     q_emb = embed_texts(encoder, [q.text for q in queries], 'query', tmp_path / 'cache')
     ours = dense_search(q_emb, vectors, [q.query_id for q in queries], [d.doc_id for d in docs], hits=5)
+    batch = searcher.batch_search([q.text for q in queries], [q.query_id for q in queries], k=5, threads=1)
     for q in queries:
-        hits = searcher.search(q.text, k=5)
-        assert [h.docid for h in hits] == [d for d, _ in ours[q.query_id]]
-        assert np.allclose([h.score for h in hits], [s for _, s in ours[q.query_id]], atol=1e-3)
+        assert [h.docid for h in batch[q.query_id]] == [d for d, _ in ours[q.query_id]]
+        assert np.allclose([h.score for h in batch[q.query_id]], [s for _, s in ours[q.query_id]], atol=1e-4)
+        assert [h.docid for h in searcher.search(q.text, k=5)] == [d for d, _ in ours[q.query_id]]
 
 
 def test_build_faiss_index_and_embed_pool_share_the_cache(encoder, tiny_xquad, tmp_path):

@@ -92,6 +92,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
             raise ValueError(f"{flag} must be positive, got {value}")
     output_dir = Path(args.output_dir)
     # Fail before any work when the report could not be written.
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"output directory is a file: {output_dir}")
     check_output_path(output_dir / 'report.md' if output_dir.is_dir() else output_dir)
     setting = parse_dataset_id(args.dataset)
     files = {name: find_run_files(setting.dataset_id, path) for name, path in runs}

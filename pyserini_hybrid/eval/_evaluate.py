@@ -93,7 +93,8 @@ def evaluate_run(pool: 'Pool', setting: 'Setting | str', run: Run, *, measures: 
         doc_langs=tuple(setting.doc_langs), n_docs=len(corpus), depth=max(len(h) for h in run.values()),
         per_query=per_query, query_langs=query_langs,
         missing_queries=sum(1 for qid in qrels if not run.get(qid)),
-        rank_distance=distances, rank_distance_bounded=bounded, source=label)
+        rank_distance=distances, rank_distance_bounded=bounded, source=label,
+        full_pool=all(len(run.get(qid, ())) >= len(corpus) for qid in qrels))
 
 
 def evaluate_run_file(pool: 'Pool', setting: 'Setting | str', path: str | os.PathLike, *,

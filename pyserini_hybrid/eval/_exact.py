@@ -150,7 +150,7 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
             dataset_id=setting.dataset_id, kind=setting.kind, query_lang=setting.query_lang,
             doc_langs=tuple(setting.doc_langs), n_docs=len(doc_idx), depth=len(doc_idx), per_query=per_query,
             query_langs={pool.queries[i].query_id: pool.queries[i].lang for i in query_idx},
-            rank_distance=distances if setting.kind == 'multi' else None, source=source)
+            rank_distance=distances if setting.kind == 'multi' else None, source=source, full_pool=True)
     return out
 
 

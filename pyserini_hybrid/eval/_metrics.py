@@ -7,7 +7,7 @@ scoring, from the ranks of the relevant documents (:func:`metrics_from_ranks`, s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -126,7 +126,7 @@ class SettingResult:
     n_docs
         Candidates in the setting's corpus.
     depth
-        Hits per query in the run (the largest); equal to ``n_docs`` for a full ranking.
+        Hits per query in the run (the largest); ``n_docs`` for a full ranking.
     per_query
         ``{measure: {qid: value}}`` over every query of the setting.
     query_langs
@@ -139,6 +139,8 @@ class SettingResult:
         Queries whose rank distance is only a lower bound (some relevant docs beyond ``depth``).
     source
         Where the numbers come from (run file path, or 'exact: ENCODER').
+    full_pool
+        Every query of the setting ranked every candidate (AP is the protocol's full-pool AP).
     """
     dataset_id: str
     kind: str
@@ -152,16 +154,11 @@ class SettingResult:
     rank_distance: dict[str, float] | None = None
     rank_distance_bounded: int = 0
     source: str = ''
-    extra: dict = field(default_factory=dict)
+    full_pool: bool = False
 
     @property
     def n_queries(self) -> int:
         return len(self.query_langs)
-
-    @property
-    def full_pool(self) -> bool:
-        """True when every candidate could be ranked (depth covers the whole corpus)."""
-        return self.depth >= self.n_docs
 
     def mean(self, measure: str = PRIMARY) -> float:
         values = self.per_query[measure]

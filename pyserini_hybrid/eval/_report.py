@@ -53,7 +53,8 @@ def _depth_summary(results: Mapping[str, SettingResult]) -> dict:
     if len(full) == len(results):
         label = 'AP (full pool: every candidate ranked)'
     else:
-        label = f'AP@{max(depths)} (runs cut at {max(depths)} hits; full pool in {len(full)}/{len(results)} settings)'
+        label = (f'AP@{max(depths)} (at most {max(depths)} hits per query; every candidate ranked in '
+                 f'{len(full)}/{len(results)} settings)')
     return {'min': min(depths), 'max': max(depths), 'full_pool_settings': len(full), 'n_settings': len(results),
             'label': label}
 
@@ -259,8 +260,10 @@ def render_markdown(report: Mapping) -> str:
         depth = block['depth']
         rows.append([name, block['source'] or '–', depth['label'], f"{depth['n_settings']}"])
     lines += _table(['system', 'source', 'measure depth', 'settings'], rows)
-    lines += ['', 'Full-pool mAP ranks every candidate; a run cut at `hits` gives AP@hits, which can only be '
-                  'lower or equal (relevant sentences below the cut count as not retrieved).']
+    lines += ['', 'The protocol\'s mAP ranks every candidate of the pool. A run that ranks fewer (cut at `hits`, '
+                  'or a lexical retriever that returns only documents sharing a term with the query) gives AP at '
+                  'that depth, which can only be lower or equal: relevant sentences it does not rank count as not '
+                  'retrieved. `--exact ENCODER` scores a dense model over the full pool.']
 
     lines += ['', f'## Summary ({primary}, macro averages, 95% bootstrap CI)', '']
     rows = []
@@ -270,7 +273,7 @@ def render_markdown(report: Mapping) -> str:
         for kind in AGGREGATE_KINDS:
             a = agg.get(kind)
             cells.append('–' if a is None else f"{_f(a['macro'])} [{_f(a['ci95'][0], 3)}, {_f(a['ci95'][1], 3)}]"
-                         f" ({a['n_settings']} settings, {a['n_queries']} units)")
+                         f" ({a['n_settings']} setting{'s' if a['n_settings'] != 1 else ''}, {a['n_queries']} units)")
         bias = block.get('rank_distance')
         cells.append('–' if bias is None else f"{_f(bias['macro'], 1)}" + ('' if bias['exact'] else ' (lower bound)'))
         rows.append(cells)
@@ -347,9 +350,10 @@ def render_markdown(report: Mapping) -> str:
         lines += ['', '## Cross-check with trec_eval', '']
         rows = [[c['system'], c['setting'], _f(c['trec_eval_map']), _f(c['ir_measures_map'], 6),
                  f"{c['abs_diff']:.1e}", 'yes' if c['agree'] else 'NO'] for c in report['trec_eval_check']]
-        lines += _table(['system', 'setting', 'trec_eval map', 'ir_measures AP', '|Δ|', 'agree (≤ 1e-4)'], rows)
+        lines += _table(['system', 'setting', 'trec_eval map', 'ir_measures AP', 'abs. difference',
+                         'agree (≤ 1e-4)'], rows)
 
-    lines += ['', f'## Every setting ({primary}; depth = hits per query in the run)', '']
+    lines += ['', f'## Every setting ({primary}; @ = most hits ranked for a query)', '']
     ids = []
     for block in systems.values():
         ids += [d for d in block['settings'] if d not in ids]

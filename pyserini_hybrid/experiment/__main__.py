@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--threads', type=int, default=None, help='torch threads for training and encoding')
     parser.add_argument('--keep-models', action='store_true', help='keep every trained model after its evaluation')
     parser.add_argument('--progress', action='store_true', help="show the trainer's progress bars")
+    parser.add_argument('--arms', default=None, metavar='ARM[,ARM]',
+                        help='run only these arms now (the report covers every finished unit)')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--dry-run', action='store_true', help='print the units and their recipes; run nothing')
     group.add_argument('--report-only', action='store_true', help='only (re)write the report from finished units')
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                               f'{recipe.base} on {sources} -> {recipe.output_dir}')
             return 0
         report = run_experiment(config, train_dir=args.train_dir, device=args.device, progress=args.progress,
-                                keep_models=args.keep_models, report_only=args.report_only)
+                                keep_models=args.keep_models, report_only=args.report_only,
+                                only_arms=args.arms.split(',') if args.arms else None)
     except (ValueError, OSError, RuntimeError) as exc:
         # our errors (ExperimentError, RecipeError, TrainDataError, EncoderError, ...) are one line
         message = ' '.join(str(exc).split()) or type(exc).__name__

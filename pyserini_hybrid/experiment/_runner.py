@@ -103,7 +103,8 @@ def _with_tasks(entries: Sequence[Any]) -> tuple:
 def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, base_recipe: Any = None) -> list:
     """The training recipe(s) of one trained unit: one, or two for ``instruct-then-hybrid``.
 
-    Every trained arm gets the experiment's base model, budget (steps, batch size[, lr]) and seed;
+    Every trained arm gets the experiment's base model, budget (steps, batch size[, lr]) and seed,
+    and no early stopping (every arm trains exactly its steps; the validation loss is still logged);
     the arms differ only in strategy and data (see :data:`~pyserini_hybrid.experiment.ARMS`).
     """
     from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE
@@ -116,8 +117,9 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
         raise ExperimentError(f"{config.recipe}: the recipe has no corpus besides instructions")
     instructions = (_instruction_entry(config),)
     budget = config.budget
+    # no early stopping: it would load the best checkpoint and so train some arms fewer steps
     common = dict(base=config.base or recipe.base, batch_size=budget.batch_size, lr=budget.lr, seed=seed,
-                  alpha=config.alpha)
+                  alpha=config.alpha, validation=dataclasses.replace(recipe.validation, patience=0))
     if config.query_instructions:
         common['query_instruction'] = INSTRUCT_TEMPLATE
     name = f'{config.name}-{arm}-seed{seed}'
@@ -221,25 +223,20 @@ def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[s
 
 
 def _embed(pool: Any, encoder: Any):
-    """Query and doc vectors aligned with the pool, as the search module embeds a pool."""
-    from pyserini_hybrid.search._cache import embed_pool  # XXX public name once search/__init__ lands
+    """Query and doc vectors aligned with the pool, as the search module embeds a pool.
 
-    # every trained model is embedded once: a disk cache would only fill the disk
-    with _no_cache_dir() as cache_dir:
+    A registered encoder (the base arm) goes through the shared embedding cache, which other runs
+    may already have filled; a trained model is embedded once, so its cache is temporary.
+    """
+    from pyserini_hybrid.encoders import REGISTRY
+    from pyserini_hybrid.search import embed_pool
+
+    if encoder.spec.name in REGISTRY:
+        return embed_pool(pool, encoder)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix='pyserini_hybrid_experiment_') as cache_dir:
         return embed_pool(pool, encoder, cache_dir=cache_dir)
-
-
-class _no_cache_dir:
-    """A temporary cache folder, removed afterwards."""
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self.path = Path(tempfile.mkdtemp(prefix='pyserini_hybrid_experiment_'))
-        return self.path
-
-    def __exit__(self, *exc: Any) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _save_results(path: Path, results: Mapping[str, Any]) -> None:
@@ -330,7 +327,8 @@ class _Log:
 
 def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | None = None,
                    device: str | None = None, progress: bool = False, keep_models: bool = False,
-                   report_only: bool = False, log: Callable[[str], None] | None = None) -> dict:
+                   report_only: bool = False, only_arms: Sequence[str] | None = None,
+                   log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) every unit of ``config``, then write the report; returns the report dict.
 
     Parameters
@@ -346,6 +344,9 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
         Keep each trained model after its evaluation (its ``recipe.yaml`` re-makes it otherwise).
     report_only : bool
         Train and evaluate nothing: report on the units already finished.
+    only_arms : sequence of str, optional
+        Run only these arms now (e.g. to spread an experiment over several nights); the report
+        covers every finished unit.
     log : callable, optional
         Receives progress lines (default: stderr).
 
@@ -356,6 +357,9 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
         interrupted training run.
     """
     say = _Log(log)
+    unknown = sorted(set(only_arms or ()) - set(config.arms))
+    if unknown:
+        raise ExperimentError(f"arm(s) {', '.join(unknown)} not in the experiment's arms ({', '.join(config.arms)})")
     out_dir = config.output_dir
     if not report_only:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -385,7 +389,7 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
         if not todo:
             say(f"{unit.label}: done, skipped")
             continue
-        if report_only:
+        if report_only or (only_arms and unit.arm not in only_arms):
             say(f"{unit.label}: not finished ({', '.join(todo)} missing), left out of the report")
             continue
         unit.dir.mkdir(parents=True, exist_ok=True)
