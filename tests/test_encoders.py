@@ -297,12 +297,11 @@ def multilingual(lareqa_dir) -> list[str]:
     texts = []
     for lang in ('en', 'zh', 'th', 'de', 'hi'):
         sentences, questions = _xquad(lareqa_dir, lang, 2)
-        texts += sentences[:3] + [q for q, _ in questions[:1]]
+        texts += sentences[:2] + [q for q, _ in questions[:1]]
     return texts
 
 
 def test_length_sorted_batches_come_back_in_input_order(me5, multilingual):
-    assert me5.fingerprint == me5._fingerprint() and len(me5.fingerprint) == 64
     batched = me5.encode_passages(multilingual)
     singly = np.vstack([me5.encode_passages([t]) for t in multilingual])  # batches of one: no padding at all
     assert batched.shape == (len(multilingual), 384) and batched.dtype == np.float32

@@ -10,8 +10,6 @@ import itertools
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +21,12 @@ from scipy import stats
 import pyserini_hybrid  # noqa: F401  (Java set-up first)
 from pyserini_hybrid._trec import read_qrels, read_run, write_run
 from pyserini_hybrid.datasets import list_settings, load_pool, run_filename
-from pyserini_hybrid.eval import (aggregate, bootstrap_ci, build_report, check_trec_eval, compare, evaluate_run,
-                                  evaluate_run_file, evaluate_system, exact_scores, find_run_files, holm,
+from pyserini_hybrid.eval import (aggregate, bootstrap_ci, build_report, check_trec_eval, compare, evaluate_run_file,
+                                  evaluate_system, exact_scores, find_run_files, holm,
                                   metrics_from_ranks, paired_t_test, per_query_metrics, randomization_test,
                                   rank_distance, relevant_ranks, relevant_ranks_matrix, run_rank_distances,
                                   trec_eval_order, write_report)
 
-REPO = Path(__file__).resolve().parents[1]
 PYTREC_NAMES = {'AP': 'map', 'R@1': 'recall_1', 'R@10': 'recall_10', 'nDCG@10': 'ndcg_cut_10'}
 
 

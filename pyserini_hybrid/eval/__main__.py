@@ -19,7 +19,6 @@ Writes report.md, report.json, aggregates.png and cross_heatmap_<system>.png int
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -61,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--bootstrap', type=int, default=DEFAULT_BOOTSTRAP, help='bootstrap resamples')
     parser.add_argument('--no-setting-tests', action='store_true',
                         help='test the aggregates only, not every setting')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='worker processes reading run files (and encoder threads in exact mode)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='worker processes reading run files (default 1) and torch threads in exact mode '
+                             '(default: torch\'s own)')
     parser.add_argument('--batch-size', type=int, default=32, help='encoder batch size (exact mode)')
     parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'int8'],
                         help='encoder precision (exact mode)')
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         raise ValueError(f"system name used twice: {', '.join(duplicates)}")
     for flag, value in (('--threads', args.threads), ('--resamples', args.resamples),
                         ('--bootstrap', args.bootstrap), ('--batch-size', args.batch_size)):
-        if value <= 0:
+        if value is not None and value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
     output_dir = Path(args.output_dir)
     # Fail before any work when the report could not be written.
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     systems, sources = {}, {}
     for name, path in runs:
         print(f'evaluating {name}: {len(files[name])} run file(s) from {path}', file=sys.stderr)
-        systems[name] = evaluate_system(pool, files[name], threads=args.threads)
+        systems[name] = evaluate_system(pool, files[name], threads=args.threads or 1)
         sources[name] = f'runs: {path}'
     wanted = list_settings(setting.collection) if setting.kind == 'multi' else [setting]
     for name, encoder in exact:

@@ -136,12 +136,14 @@ def paired_t_test(a: Sequence[float], b: Sequence[float], weights: Sequence[floa
     """Two-sided paired t-test of the weighted mean difference ``a - b`` over clusters.
 
     With no weights and no clusters this is exactly ``scipy.stats.ttest_rel(a, b)``. Returns the
-    p-value (1.0 when every difference is zero).
+    p-value (1.0 when every difference is zero or there is a single cluster).
     """
     from scipy import stats
 
     sums, cluster_weights = _clustered(a, b, weights, clusters)
     values = sums / cluster_weights.mean()
+    if values.size < 2:  # no variance to estimate: no evidence either way
+        return 1.0
     if np.all(values == values[0]):
         return 1.0 if values[0] == 0 else 0.0
     return float(stats.ttest_1samp(values, 0.0).pvalue)

@@ -240,15 +240,13 @@ def _embed(pool: Any, encoder: Any):
 
 
 def _save_results(path: Path, results: Mapping[str, Any]) -> None:
-    """Per-query AP (and rank distances) of every setting, gzip JSON, written atomically."""
+    """Every field of each setting's result, per-query values of :data:`_PER_QUERY` only (the
+    others as setting means), as gzip JSON written atomically."""
     payload = {}
     for dataset_id, r in results.items():
-        payload[dataset_id] = {
-            'kind': r.kind, 'query_lang': r.query_lang, 'doc_langs': list(r.doc_langs), 'n_docs': r.n_docs,
-            'depth': r.depth, 'query_langs': r.query_langs, 'missing_queries': r.missing_queries,
-            'per_query': {m: r.per_query[m] for m in _PER_QUERY}, 'rank_distance': r.rank_distance,
-            'rank_distance_bounded': r.rank_distance_bounded, 'source': r.source,
-            'means': {m: r.mean(m) for m in r.per_query}}
+        fields = dataclasses.asdict(r)
+        fields['per_query'] = {m: r.per_query[m] for m in _PER_QUERY}
+        payload[dataset_id] = {'result': fields, 'means': {m: r.mean(m) for m in r.per_query}}
     raw = gzip.compress(json.dumps(payload, sort_keys=True).encode('utf-8'), mtime=0)
     with atomic_write(path, 'wb') as out:
         out.write(raw)
@@ -261,15 +259,14 @@ def load_unit_results(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
         payload = json.loads(gzip.decompress(path.read_bytes()).decode('utf-8'))
-    except (OSError, EOFError, ValueError) as exc:
+        known = {f.name for f in dataclasses.fields(SettingResult)}
+        out = {}
+        for dataset_id, entry in payload.items():
+            fields = {k: v for k, v in entry['result'].items() if k in known}
+            fields['doc_langs'] = tuple(fields['doc_langs'])
+            out[dataset_id] = SettingResult(**fields)
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise ExperimentError(f"{path}: unreadable results ({exc}); delete the unit folder to redo it") from None
-    out = {}
-    for dataset_id, r in payload.items():
-        out[dataset_id] = SettingResult(
-            dataset_id=dataset_id, kind=r['kind'], query_lang=r['query_lang'], doc_langs=tuple(r['doc_langs']),
-            n_docs=r['n_docs'], depth=r['depth'], per_query=r['per_query'], query_langs=r['query_langs'],
-            missing_queries=r['missing_queries'], rank_distance=r['rank_distance'],
-            rank_distance_bounded=r['rank_distance_bounded'], source=r['source'], extra={'means': r['means']})
     return out
 
 
