@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     from sentence_transformers import SentenceTransformer
 
     from pyserini_hybrid.encoders import Encoder, get_spec, model_path
-    from pyserini_hybrid.encoders._model import _bf16_native
+    from pyserini_hybrid.encoders._model import native_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    precisions = args.precisions or ['fp32', 'int8'] + (['bf16'] if _bf16_native() else [])
+    precisions = args.precisions or ['fp32', 'int8'] + (['bf16'] if native_bf16() else [])
     texts = sample_texts(args.collection, args.per_lang, args.data_dir)
     load_before = os.getloadavg()
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         'encoder': args.encoder, 'note': 'me5-small-offline = dequantised 4-bit weights, not the original checkpoint',
         'texts': len(texts), 'collection': args.collection, 'per_lang': args.per_lang, 'rounds': args.rounds,
         'batch_size': args.batch_size, 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
-        'bf16_native': _bf16_native(), 'cpu': _cpu(), 'loadavg_before': [round(x, 2) for x in load_before],
+        'bf16_native': native_bf16(), 'cpu': _cpu(), 'loadavg_before': [round(x, 2) for x in load_before],
         'loadavg_after': [round(x, 2) for x in os.getloadavg()],
         'int8_layers': len(encoders['int8'].int8_layers) if 'int8' in encoders else None,
         'results': rows,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyserini_hybrid  # noqa: F401  (Java set-up first)
-from pyserini_hybrid._trec import read_run
+from pyserini_hybrid._trec import read_run, write_run
 from pyserini_hybrid.datasets import clear_cache, list_settings, load_pool, run_filename
 from pyserini_hybrid.search import (dense_runs, dense_search, embed_pool, embed_texts, fuse_runs, top_k,
                                     write_faiss_index)
@@ -34,7 +34,7 @@ def xquad(lareqa_dir):
     return load_pool('xquad-r')
 
 
-def test_dense_runs_score_each_setting_on_its_own_slice(xquad):
+def test_dense_runs_score_each_setting_on_its_own_slice(xquad, tmp_path):
     rng = np.random.default_rng(0)
     dim = 16
     q_emb = rng.standard_normal((len(xquad.queries), dim)).astype(np.float32)
@@ -65,6 +65,11 @@ def test_dense_runs_score_each_setting_on_its_own_slice(xquad):
     assert all(d.startswith('de_') for hits in runs['lareqa/xquad-r/en-de'].values() for d, _ in hits)
     assert all(q.endswith('_en') for q in runs['lareqa/xquad-r/en-de'])
     assert len(runs['lareqa/xquad-r']) == len(xquad.queries)
+    # Same vectors, same bytes.
+    again = dense_runs(xquad, q_emb, d_emb, settings[:1], hits=5)
+    write_run(runs[settings[0]], tmp_path / 'a.trec')
+    write_run(again[settings[0]], tmp_path / 'b.trec')
+    assert (tmp_path / 'a.trec').read_bytes() == (tmp_path / 'b.trec').read_bytes()
 
 
 class _Counting:
@@ -195,10 +200,10 @@ def test_cli_all_settings_dense_bm25_and_fusion(tiny_xquad, tmp_path, capsys):
         assert all(len(h) <= 3 for h in dense.values())
         expected = fuse_runs([dense, bm25], method='rrf', rrf_k=60, hits=3)
         assert fused == {q: [(d, round(s, 6)) for d, s in h] for q, h in expected.items()}
-    # Deterministic bytes: the same command writes the same file.
-    first = (tmp_path / 'dense' / run_filename('lareqa/xquad-r')).read_bytes()
-    assert main(common + ['--retriever', 'dense', '--output', str(tmp_path / 'dense')]) == 0
-    assert (tmp_path / 'dense' / run_filename('lareqa/xquad-r')).read_bytes() == first
+    # Deterministic bytes: BM25 again (indexes reused) writes the same files.
+    first = {p.name: p.read_bytes() for p in (tmp_path / 'bm25').iterdir()}
+    assert main(common + ['--retriever', 'bm25', '--output', str(tmp_path / 'bm25')]) == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / 'bm25').iterdir()} == first
 
 
 def test_rrf_and_interpolation_follow_their_formulas():

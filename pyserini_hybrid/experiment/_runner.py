@@ -83,7 +83,8 @@ def _instruction_entry(config: ExperimentConfig):
 
     ins = config.instructions
     options = {'sources': list(ins.sources), 'max_pairs': ins.max_pairs, 'min_response_chars': ins.min_response_chars}
-    kwargs: dict[str, Any] = {'corpus': 'instructions', 'weight': ins.weight, 'options': options}
+    kwargs: dict[str, Any] = {'corpus': 'instructions', 'weight': ins.weight, 'options': options,
+                              'drop_eval_overlap': ins.drop_eval_overlap}
     if ins.share is not None:
         if 'share' not in {f.name for f in dataclasses.fields(DataEntry)}:
             raise ExperimentError(f"{config.source}: 'instructions.share' needs a training recipe option "
@@ -279,10 +280,26 @@ def _fingerprint(payload: Any) -> str:
 
 
 def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
-    """What a unit's numbers depend on: its recipes (data, budget, seed, base) and the eval data."""
+    """What a unit's numbers depend on: its recipes (data, budget, seed, base) and the eval data.
+
+    Paths inside the unit folder are written relative to it, so a moved experiment folder still
+    matches its markers.
+    """
     ev = config.evaluation
+    inside = str(unit.dir)
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(inside):
+            return '<unit>' + value[len(inside):]
+        if isinstance(value, dict):
+            return {k: relative(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        return value
+
     return {'arm': unit.arm, 'seed': unit.seed, 'base': config.base or (recipes[0].base if recipes else None),
-            'recipes': [r.to_dict() for r in recipes], 'eval_data_dir': ev.data_dir, 'eval_verify': ev.verify}
+            'recipes': [relative(r.to_dict()) for r in recipes], 'eval_data_dir': ev.data_dir,
+            'eval_verify': ev.verify}
 
 
 def _read_json(path: Path) -> dict | None:
