@@ -317,7 +317,9 @@ def _train_stage(recipe: Any, *, train_dir: Any, device: str | None, progress: b
     output = recipe.output_dir
     if (output / 'training.json').is_file():
         done = json.loads((output / 'training.json').read_text(encoding='utf-8'))
-        if _fingerprint(done.get('recipe')) != _fingerprint(json.loads(json.dumps(recipe.to_dict(), default=str))):
+        trained = {k: v for k, v in (done.get('recipe') or {}).items() if k != 'output'}
+        wanted = {k: v for k, v in json.loads(json.dumps(recipe.to_dict(), default=str)).items() if k != 'output'}
+        if _fingerprint(trained) != _fingerprint(wanted):
             raise ExperimentError(f"{output} was trained with another recipe: delete it to retrain")
         return {'steps': done.get('steps'), 'train_seconds': done.get('train_seconds'),
                 'pairs_per_second': done.get('pairs_per_second'), 'reused': True}

@@ -426,9 +426,3 @@ def instruct_query(query: str, task: str, template: str = INSTRUCT_TEMPLATE) -> 
     """``'Instruct: {task}\\nQuery: {query}'`` (E5-instruct)."""
     return template.format(task=task) + query
 
-
-# Recipes name this source ``corpus: instructions``. Registered here, next to the adapter, so that
-# importing this module (``pyserini_hybrid.train`` does) is all a recipe needs.
-from pyserini_hybrid.train._data import ADAPTERS as _ADAPTERS  # noqa: E402
-
-_ADAPTERS.setdefault('instructions', instructions)
