@@ -2,15 +2,17 @@
 
 Both encode the same ~1,000 real XQuAD-R texts (every language, candidates and questions mixed,
 passage prefix applied) with the same model in one process. Plain sentence-transformers is the
-baseline (fp32, its own char-length sorting, batch 32, torch's default threads); ours is
-:class:`pyserini_hybrid.encoders.Encoder` (token-length sorting) at each precision. To share the
-noise of a busy machine fairly, the texts are split into rounds and every variant encodes each
-round in turn (rotating who goes first). Quality: cosine of each variant's vectors to the
+baseline (fp32, its own char-length sorting, batch 32); ours is
+:class:`pyserini_hybrid.encoders.Encoder` (token-length sorting) at each precision. Every variant
+runs with the same torch threads: 1 by default, because on a shared machine two OpenMP threads
+that wait on each other make wall times meaningless (``--threads 0`` keeps torch's default). To
+share the noise of a busy machine fairly, the texts are split into rounds and every variant
+encodes each round in turn (rotating who goes first); CPU time is recorded beside wall time. Quality: cosine of each variant's vectors to the
 baseline's; ``--mono-en`` also scores XQuAD-R Mono-en mAP (full pool) per variant, which encodes
 every English query and candidate per variant (minutes at fp32).
 
-    python bench/bench_encode.py                         # default run: < 3 min on 2 idle cores
-    python bench/bench_encode.py --precisions fp32 bf16 int8 --threads 1 --mono-en
+    python bench/bench_encode.py                         # default run: ~2-3 min on an idle machine
+    python bench/bench_encode.py --precisions fp32 bf16 int8 --threads 0 --mono-en
 
 Writes ``bench/results/encode.json`` and ``bench/results/encode.md``. me5-small-offline is
 dequantised 4-bit weights (not the original fp32 checkpoint); say so with any number from it.
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--precisions', nargs='+', default=None, choices=('fp32', 'bf16', 'int8'),
                    help='default: fp32 int8, plus bf16 where the CPU has native bfloat16')
     p.add_argument('--batch-size', type=int, default=32)
-    p.add_argument('--threads', type=int, default=None, help='torch threads for every variant (default: torch\'s)')
+    p.add_argument('--threads', type=int, default=1,
+                   help="torch threads for every variant (default 1; 0 keeps torch's default)")
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--mono-en', action='store_true', help='also score XQuAD-R Mono-en mAP per variant (slow)')
     p.add_argument('--output', default=str(RESULTS / 'encode'), help='results path without extension')
