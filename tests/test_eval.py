@@ -414,3 +414,8 @@ def test_cli_run_dir_exact_encoder_and_trec_eval_check(tiny, fixtures_dir, tmp_p
     assert data['systems']['tiny']['aggregates']['AP']['multi']['macro'] == pytest.approx(
         aggregate(exact, 'multi')['macro'], abs=1e-12)
     assert data['comparisons'] and (out / 'cross_heatmap_tiny.png').is_file()
+    # Run 'a' stops at 20 of 76 candidates: its Multi rank distance is a lower bound, not tested.
+    assert data['systems']['a']['rank_distance']['lower_bound_queries'] > 0
+    assert [c['value'] for c in data['comparisons']] == ['AP', 'AP', 'AP']
+    assert data['skipped_comparisons'][0]['value'] == 'rank_distance'
+    assert 'Not compared: rank distance of a vs tiny' in (out / 'report.md').read_text()

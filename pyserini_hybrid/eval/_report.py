@@ -200,7 +200,8 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
                         'across the settings of a system pair',
                 'n_resamples': n_resamples, 'n_bootstrap': n_bootstrap, 'seed': seed, 'alpha': ALPHA},
         },
-        'systems': {}, 'comparisons': [], 'setting_comparisons': [], 'trec_eval_check': list(trec_eval_checks),
+        'systems': {}, 'comparisons': [], 'skipped_comparisons': [], 'setting_comparisons': [],
+        'trec_eval_check': list(trec_eval_checks),
     }
     for name, results in systems.items():
         if not results:
@@ -212,9 +213,18 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
     for a, b in itertools.combinations(list(systems), 2):
         label = f'{a}|{b}'
         for kind, value in [(k, PRIMARY) for k in AGGREGATE_KINDS] + [('multi', 'rank_distance')]:
-            if value == 'rank_distance' and not all(
-                    any(r.kind == 'multi' for r in systems[s].values()) for s in (a, b)):
-                continue
+            if value == 'rank_distance':
+                multis = [next((r for r in systems[s].values() if r.kind == 'multi'), None) for s in (a, b)]
+                if None in multis:
+                    continue
+                bounded = [s for s, r in zip((a, b), multis) if r.rank_distance_bounded]
+                if bounded:
+                    # A lower bound is no measurement to test a difference on.
+                    report['skipped_comparisons'].append(
+                        {'a': a, 'b': b, 'value': 'rank_distance',
+                         'why': f"rank distance of {' and '.join(bounded)} is only a lower bound (relevant "
+                                f"sentences beyond the run's depth)"})
+                    continue
             row = compare(systems[a], systems[b], kind, value, seed=seed, n_resamples=n_resamples,
                           n_bootstrap=n_bootstrap, label=label)
             if row is not None:
@@ -245,6 +255,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def _p(value: float) -> str:
+    if value == 0.0:
+        return '< 1e-300'  # underflow of the t distribution's tail
     return f'{value:.2e}' if value < 1e-3 else f'{value:.4f}'
 
 
@@ -313,6 +325,9 @@ def render_markdown(report: Mapping) -> str:
                          'p t Holm', 'units / clusters'], rows)
         lines += ['', f"\\* significant at α = {sig['alpha']} after Holm (randomization test, "
                       f"{sig['n_resamples']} sign flips, seed {sig['seed']}). Unit: {sig['unit']}."]
+    for skipped in report.get('skipped_comparisons', []):
+        lines.append(f"- Not compared: {skipped['value'].replace('_', ' ')} of {skipped['a']} vs {skipped['b']}: "
+                     f"{skipped['why']}.")
     if report['setting_comparisons']:
         n_flips = report['protocol']['significance']['n_resamples']
         most = max(s['n_settings'] for s in report['setting_comparisons'])
