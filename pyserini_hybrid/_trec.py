@@ -1,7 +1,8 @@
 """TREC run and qrels files: one strict reader and one deterministic, atomic writer each.
 
 A run is ``{qid: [(docid, score), ...]}`` sorted by score descending, ties broken by docid
-ascending (the order trec_eval itself uses), so the same scores always give the same bytes.
+ascending, so the same scores always give the same bytes. (trec_eval re-sorts every run itself and
+breaks ties by docid *descending*; the tie rule here only decides which tied hit a ``hits`` cut keeps.)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class TrecFormatError(ValueError):
 
 
 def sort_hits(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Score descending, docid ascending: trec_eval's own order, deterministic."""
+    """Score descending, then docid ascending: deterministic output order."""
     return sorted(hits, key=lambda h: (-h[1], h[0]))
 
 
