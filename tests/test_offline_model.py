@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +37,11 @@ def texts(lareqa_dir) -> list[str]:
 
 
 @pytest.fixture(scope='module')
-def converted(tmp_path_factory) -> Path:
+def converted(tmp_path_factory):
     """A fresh conversion (not the user's cache): the converter itself is under test."""
-    return materialize_offline_model(tmp_path_factory.mktemp('cache'))
+    root = tmp_path_factory.mktemp('cache')
+    yield materialize_offline_model(root)
+    shutil.rmtree(root, ignore_errors=True)   # 470 MB: not kept among pytest's last temp dirs
 
 
 @pytest.fixture(scope='module')

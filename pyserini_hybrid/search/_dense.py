@@ -5,7 +5,7 @@ matrix (from :func:`~pyserini_hybrid.search.embed_pool`): exact inner-product se
 ranking as a FAISS ``IndexFlatIP`` over the setting's documents (Pyserini's ``FaissSearcher``),
 without re-encoding or re-indexing anything per setting.
 
-Ties are broken deterministically: score descending, then docid ascending (trec_eval's order),
+Ties are broken deterministically: score descending, then docid ascending (as ``write_run``),
 with scores rounded to the 6 decimals a run file holds.
 """
 from __future__ import annotations
