@@ -166,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += ['', "Naive subset: " + ', '.join(f"{s['setting']} {s['seconds']} s for {s['texts']} texts"
                                                 for s in slow['subset'])
                   + f"; the grid encodes {slow['grid_texts']} texts in all (extrapolated linearly)."]
-    lines += ['', f"Warm-cache runs byte-identical to the cold-cache ones: {same}. Machine: {os.cpu_count()} CPUs, "
-                  f"load average at the end {os.getloadavg()[0]:.1f} (other jobs share the CPUs when it is above "
-                  f"{os.cpu_count()})."]
+    if same is not None:
+        lines += ['', f"Warm-cache runs byte-identical to the cold-cache ones: {same}."]
+    lines += ['', f"Machine: {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f} (other jobs "
+                  f"shared the CPUs when it is above {os.cpu_count()}). Times are wall clock."]
     with atomic_write(out.with_suffix('.md')) as fh:
         fh.write('\n'.join(lines) + '\n')
     print('\n'.join(lines))
