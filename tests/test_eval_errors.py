@@ -185,3 +185,17 @@ def test_the_real_command_prints_no_traceback(fixtures_dir, tmp_path):
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr, f'{bad}:4: duplicate (query, doc) pair')
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('text, message', [
+    ('x1_en 0 en_0_1\n', ':1: expected 4 columns (qid iter docid rel), got 3'),
+    ('x1_en 0 en_0_1 1\nx1_en 0 en_0_0 yes\n', ":2: relevance 'yes' is not an integer"),
+    ('x1_en 0 en_0_1 1\nx1_en 0 en_0_1 0\n', ':2: duplicate judgement for (x1_en, en_0_1)'),
+])
+def test_bad_qrels_name_the_file_and_line(text, message, tmp_path):
+    from pyserini_hybrid._trec import read_qrels
+
+    path = write(tmp_path, text, 'qrels.txt')
+    with pytest.raises(TrecFormatError) as exc:
+        read_qrels(path)
+    assert str(exc.value) == f'{path}{message}'

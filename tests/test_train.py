@@ -194,7 +194,7 @@ def test_cli_reports_a_bad_recipe_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {path}:3: unknown key 'batch_sise' (valid keys: " + ', '.join(sorted(
         ['alpha', 'base', 'batch_size', 'data', 'freeze_embeddings', 'hard_negatives', 'languages', 'logging_steps',
-         'loss', 'lr', 'max_length', 'max_steps', 'mini_batch_size', 'name', 'output', 'query_instruction',
+         'loss', 'lr', 'max_length', 'max_steps', 'mini_batch_size', 'name', 'output', 'precision', 'query_instruction',
          'save_steps', 'scale', 'seed', 'strategy', 'validation', 'warmup', 'weight_decay'])) + ')'
 
 

@@ -80,7 +80,7 @@ class Encoder:
         self.precision = precision
         self.query_prefix = self._query_prefix(task)
         self.passage_prefix = self.spec.passage_prefix
-        self.model = _load(model_path(name_or_path), self.spec, device, trust_remote_code)
+        self.model = load_sentence_transformer(model_path(name_or_path), self.spec, device, trust_remote_code)
         if self.model.max_seq_length is None or self.model.max_seq_length > self.spec.max_length:
             self.model.max_seq_length = self.spec.max_length
         self.dim: int = int(self.model.get_embedding_dimension())
@@ -258,7 +258,8 @@ def quantize_int8(model, alpha: float = _SMOOTH_ALPHA) -> list[str]:
     return sorted(amax)
 
 
-def _load(path: Path | str, spec: ModelSpec, device: str | None, trust_remote_code: bool):
+def load_sentence_transformer(path: Path | str, spec: ModelSpec, device: str | None = None,
+                              trust_remote_code: bool = False):
     """A SentenceTransformer for ``path``: its own modules when it is one, else built from ``spec``."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import is_sentence_transformer_model
@@ -267,9 +268,16 @@ def _load(path: Path | str, spec: ModelSpec, device: str | None, trust_remote_co
     # safetensors only: pickled checkpoints can run code when loaded.
     kwargs = dict(device=device, trust_remote_code=trust_remote_code, model_kwargs={'use_safetensors': True})
     try:
-        if is_sentence_transformer_model(str(path)):
-            return SentenceTransformer(str(path), **kwargs)
-        return SentenceTransformer(modules=_modules_from_spec(str(path), spec, trust_remote_code), device=device)
+        # transformers reports the pooler it initialises at random; _drop_untrained_pooler removes it
+        with _quiet_transformers():
+            if is_sentence_transformer_model(str(path)):
+                model = SentenceTransformer(str(path), **kwargs)
+            else:
+                model = SentenceTransformer(modules=_modules_from_spec(str(path), spec, trust_remote_code),
+                                            device=device)
+        if not hub:
+            _drop_untrained_pooler(model, Path(path))
+        return model
     except EncoderError:
         raise
     except Exception as exc:  # noqa: BLE001 - hub/network/file errors become one line
@@ -278,6 +286,39 @@ def _load(path: Path | str, spec: ModelSpec, device: str | None, trust_remote_co
             raise not_available_offline(str(path), f"loading from the Hugging Face hub failed ({reason})") from None
         check_model_dir(path)  # names missing files, when that is the cause
         raise EncoderError(f"cannot load model {path}: {reason}") from None
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _drop_untrained_pooler(model, path: Path) -> None:
+    """Remove a BERT pooler that the checkpoint does not hold.
+
+    transformers initialises a missing pooler at random; mean pooling never uses it, but its random
+    weights would change the model's fingerprint (and so the embedding cache key) in every process and
+    be saved into every fine-tuned checkpoint.
+    """
+    from safetensors import safe_open
+
+    weights = sorted(path.glob('*.safetensors')) or sorted(path.glob('*/model.safetensors'))
+    saved: set[str] = set()
+    for file in weights:
+        with safe_open(str(file), 'pt') as handle:
+            saved.update(handle.keys())
+    if not saved or any('pooler.' in key for key in saved):
+        return
+    for module in model.modules():
+        if isinstance(getattr(module, 'pooler', None), torch.nn.Module):
+            module.pooler = None   # BertModel.forward skips a None pooler
 
 
 def _modules_from_spec(path: str, spec: ModelSpec, trust_remote_code: bool) -> list:

@@ -287,6 +287,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     from transformers import EarlyStoppingCallback, set_seed
 
     from pyserini_hybrid.encoders import Encoder, get_spec, save_spec
+    from pyserini_hybrid.encoders._model import load_sentence_transformer, native_bf16
     from pyserini_hybrid.train._samplers import make_samplers
 
     set_seed(recipe.seed)
@@ -300,6 +301,9 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     search_max_length = model.max_seq_length
     model.max_seq_length = recipe.max_length
     frozen = _freeze_word_embeddings(model) if recipe.freeze_embeddings else 0
+    if recipe.precision == 'bf16' and model.device.type == 'cpu' and not native_bf16():
+        logger.warning("this CPU has no native bfloat16 (AMX/AVX512-BF16): 'precision: bf16' will be slow; "
+                       "use --precision fp32")
     prefixes = (spec.query_prefix, spec.passage_prefix, spec.query_instruction)
 
     train_dataset = DatasetDict({t.name: t.to_dataset(*prefixes, with_negatives=recipe.hard_negatives)
@@ -326,12 +330,20 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         metric_for_best_model='eval_loss' if early else None, greater_is_better=False if early else None,
         eval_on_start=eval_dataset is not None and resume_from is None,   # the base model's validation loss
         logging_steps=recipe.logging_steps, report_to='none', disable_tqdm=not progress,
-        use_cpu=device == 'cpu', dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available())
+        bf16=recipe.precision == 'bf16', use_cpu=model.device.type == 'cpu', dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available())
     throughput = _throughput_callback()
     trainer_callbacks = [throughput, *callbacks]
     if early:
         trainer_callbacks.append(EarlyStoppingCallback(early_stopping_patience=v.patience))
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
+    class Trainer(SentenceTransformerTrainer):
+        # sentence-transformers rebuilds a checkpoint with transformers' defaults, which re-adds the
+        # untrained BERT pooler our loader drops; reload (--resume, best model) through our loader.
+        def _load_from_checkpoint(self, checkpoint_path: str, model: Any = None) -> None:
+            loaded = load_sentence_transformer(Path(checkpoint_path), spec, device='cpu')
+            self.model.load_state_dict(loaded.state_dict())
+
+    trainer = Trainer(model=model, args=args, train_dataset=train_dataset,
                                          eval_dataset=eval_dataset, loss=loss, callbacks=trainer_callbacks)
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,84 @@
+"""A process killed mid-write leaves no file that looks complete (atomic outputs)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from pyserini_hybrid._trec import read_run, write_run
+from pyserini_hybrid.train._trainer import last_checkpoint
+
+# Writes a 400-query run through write_run, slowly (each query's hits take 10 ms to produce),
+# so that the parent can kill it while the file is half written.
+SLOW_WRITER = textwrap.dedent('''
+    import sys, time
+    from collections.abc import Mapping
+    from pyserini_hybrid._trec import write_run
+
+    class SlowRun(Mapping):
+        def __init__(self, n):
+            self.qids = [f'q{i:04d}' for i in range(n)]
+        def __len__(self):
+            return len(self.qids)
+        def __iter__(self):
+            return iter(self.qids)
+        def __getitem__(self, qid):
+            time.sleep(0.01)
+            return [(f'd{j}', float(-j)) for j in range(50)]
+
+    write_run(SlowRun(400), sys.argv[1])
+''')
+
+
+def _kill_while_writing(target: Path) -> None:
+    proc = subprocess.Popen([sys.executable, '-c', SLOW_WRITER, str(target)])
+    try:
+        deadline = time.monotonic() + 60
+        # wait until the temporary file next to the target holds some lines
+        while time.monotonic() < deadline:
+            tmp = [p for p in target.parent.glob(f'.{target.name}.*.tmp') if p.stat().st_size > 10_000]
+            if tmp:
+                break
+            assert proc.poll() is None, 'the writer ended before it could be killed'
+            time.sleep(0.02)
+        else:
+            raise AssertionError('the writer never started writing')
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_killed_run_writer_leaves_no_run_file(tmp_path):
+    target = tmp_path / 'run.xquad-r.mono-en.txt'
+    _kill_while_writing(target)
+    assert not target.exists()
+    # what is left is a hidden *.tmp file: never read as a run by name or by a directory's run files
+    assert all(p.name.startswith('.') and p.name.endswith('.tmp') for p in tmp_path.iterdir())
+
+
+def test_killed_rewrite_keeps_the_previous_complete_file(tmp_path):
+    target = tmp_path / 'run.txt'
+    write_run({'q1': [('d1', 2.0), ('d2', 1.0)]}, target)
+    before = target.read_bytes()
+    _kill_while_writing(target)
+    assert target.read_bytes() == before
+    assert read_run(target) == {'q1': [('d1', 2.0), ('d2', 1.0)]}
+
+
+def test_a_checkpoint_without_its_state_file_is_not_resumed_from(tmp_path):
+    # the trainer writes trainer_state.json last: a checkpoint killed before it is ignored
+    for step, complete in ((100, True), (200, False)):
+        ckpt = tmp_path / f'checkpoint-{step}'
+        ckpt.mkdir()
+        (ckpt / 'model.safetensors').write_bytes(b'partial')
+        if complete:
+            (ckpt / 'trainer_state.json').write_text(json.dumps({'global_step': step}))
+    (tmp_path / 'checkpoint-300').mkdir()
+    (tmp_path / 'checkpoint-300' / 'trainer_state.json').write_text('{"global_st')  # cut mid-write
+    assert last_checkpoint(tmp_path) == tmp_path / 'checkpoint-100'
