@@ -241,6 +241,8 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     from pyserini_hybrid.train._hygiene import eval_index as build_index
 
     output = recipe.output_dir
+    if recipe.output is None:   # the default models/<name>: a fresh clone has no models/ yet
+        output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output)
     ckpt_dir = checkpoint_dir(output)
     if output.exists():
