@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pyserini_hybrid._yaml import at, build_fields, compose
 
 __all__ = ['ARMS', 'DEFAULT_COMPARISONS', 'ExperimentError', 'Budget', 'InstructionOptions', 'EvalOptions',
            'ReportOptions', 'ExperimentConfig', 'load_config', 'parse_config']
@@ -200,11 +200,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_SECTIONS = {'budget': Budget, 'instructions': InstructionOptions, 'evaluation': EvalOptions,
-             'report': ReportOptions}
-_TYPE_WORDS = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string'}
-
-
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Read and check an experiment file.
 
@@ -225,22 +220,8 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
 
 def parse_config(text: str, where: str = '<experiment>') -> ExperimentConfig:
     """Parse experiment YAML text; ``where`` names it in messages."""
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        line = f':{mark.line + 1}' if mark is not None else ''
-        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
-        raise ExperimentError(f"{where}{line}: invalid YAML ({problem})") from None
-    if node is None:
-        raise ExperimentError(f"{where}: empty experiment file")
-    lines: dict[str, int] = {}
-    data = _to_python(node, '', lines, where)
-    if not isinstance(data, dict):
-        raise ExperimentError(f"{where}:{node.start_mark.line + 1}: an experiment file is a mapping of keys to values")
-    values = _fields(ExperimentConfig, data, '', where, lines, exclude={'source'})
+    data, lines = compose(text, where, ExperimentError, 'experiment file')
+    values = build_fields(ExperimentConfig, data, '', where, lines, ExperimentError, exclude=frozenset({'source'}))
     if 'comparisons' not in values:  # the default pairs whose arms are both run
         arms = values.get('arms', ExperimentConfig.arms)
         values['comparisons'] = tuple(c for c in DEFAULT_COMPARISONS if c[0] in arms and c[1] in arms)
@@ -249,96 +230,9 @@ def parse_config(text: str, where: str = '<experiment>') -> ExperimentConfig:
     return config
 
 
-def _to_python(node: Any, path: str, lines: dict[str, int], where: str) -> Any:
-    import yaml
-
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            sub = f'{path}.{key}' if path else str(key)
-            if key in out:
-                raise ExperimentError(f"{where}:{key_node.start_mark.line + 1}: duplicate key '{sub}'")
-            lines[sub] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, sub, lines, where)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        out = []
-        for i, item in enumerate(node.value):
-            out.append(_to_python(item, f'{path}[{i}]', lines, where))
-        return out
-    return yaml.SafeLoader('').construct_object(node, deep=True)
-
-
-def _at(where: str, lines: dict[str, int], key: str) -> str:
-    line = lines.get(key)
-    return f'{where}:{line}' if line else where
-
-
-def _describe(value: Any) -> str:
-    return type(value).__name__ if isinstance(value, (dict, list)) else f'{type(value).__name__} {value!r}'
-
-
-def _fields(cls: type, data: dict, prefix: str, where: str, lines: dict[str, int],
-            exclude: set[str] = frozenset()) -> dict:
-    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
-    hints = typing.get_type_hints(cls)
-    out = {}
-    for key, value in data.items():
-        label = f'{prefix}{key}'
-        loc = _at(where, lines, label)
-        if key not in known:
-            raise ExperimentError(f"{loc}: unknown key '{label}' (valid keys: {', '.join(sorted(known))})")
-        if key in _SECTIONS and cls is ExperimentConfig:
-            if not isinstance(value, dict):
-                raise ExperimentError(f"{loc}: '{label}' must be a mapping, got {_describe(value)}")
-            out[key] = _SECTIONS[key](**_fields(_SECTIONS[key], value, f'{label}.', where, lines))
-        else:
-            out[key] = _coerce(hints[key], value, loc, label)
-    missing = [n for n, f in known.items() if n not in out and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ExperimentError(f"{_at(where, lines, prefix.rstrip('.'))}: missing key '{prefix}{missing[0]}'")
-    return out
-
-
-def _coerce(hint: Any, value: Any, loc: str, label: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, loc, label)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ExperimentError(f"{loc}: '{label}' must be a list, got {_describe(value)}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, loc, f'{label}[{i}]') for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ExperimentError(f"{loc}: '{label}' must be a list of {len(args)} items, got {len(value)}")
-        return tuple(_coerce(a, v, loc, f'{label}[{i}]') for i, (a, v) in enumerate(zip(args, value)))
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            note = ''
-            if isinstance(value, str):
-                try:
-                    float(value)
-                    note = ' (YAML reads 3e-5 as text: write 3.0e-5)'
-                except ValueError:
-                    pass
-            raise ExperimentError(f"{loc}: '{label}' must be a number, got {_describe(value)}{note}")
-        return float(value)
-    if hint in _TYPE_WORDS:
-        if isinstance(value, bool) != (hint is bool) or not isinstance(value, hint):
-            raise ExperimentError(f"{loc}: '{label}' must be {_TYPE_WORDS[hint]}, got {_describe(value)}")
-        return value
-    raise AssertionError(f'unsupported type {hint!r}')  # pragma: no cover - a schema bug
-
-
 def _validate(config: ExperimentConfig, where: str, lines: dict[str, int]) -> None:
     def fail(key: str, message: str) -> None:
-        raise ExperimentError(f"{_at(where, lines, key)}: {message}")
+        raise ExperimentError(f"{at(where, lines, key)}: {message}")
 
     if not config.name or any(c in config.name for c in '/\\') or config.name.startswith('.'):
         fail('name', f"'name' must be a plain folder name, got {config.name!r}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyserini_hybrid._yaml import TYPE_WORDS, at, build_fields, coerce, compose, describe
 from pyserini_hybrid.train._data import ADAPTERS, ALL_LANGUAGES, TRAIN_LANGUAGES, adapter_options
 
 __all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'STRATEGIES',
@@ -172,158 +173,42 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 
 def parse_recipe(text: str, where: str = '<recipe>') -> Recipe:
     """Parse recipe YAML text; ``where`` names it in error messages."""
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        line = f':{mark.line + 1}' if mark is not None else ''
-        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
-        raise RecipeError(f"{where}{line}: invalid YAML ({problem})") from None
-    if node is None:
-        raise RecipeError(f"{where}: empty recipe")
-    lines: dict[str, int] = {}
-    data = _to_python(node, '', lines, where)
-    if not isinstance(data, dict):
-        raise RecipeError(f"{where}:{node.start_mark.line + 1}: a recipe is a mapping of keys to values")
-    recipe = _build(Recipe, data, '', where, lines)
+    data, lines = compose(text, where, RecipeError, 'recipe')
+    recipe = Recipe(**build_fields(Recipe, data, '', where, lines, RecipeError,
+                                   custom={'data': lambda value: _build_data(value, where, lines)}))
     _validate(recipe, where, lines)
     return recipe
 
 
-def _to_python(node: Any, path: str, lines: dict[str, int], where: str) -> Any:
-    """yaml node -> Python values, recording each key path's line (for error messages)."""
-    import yaml
-
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            sub = f'{path}.{key}' if path else str(key)
-            if key in out:
-                raise RecipeError(f"{where}:{key_node.start_mark.line + 1}: duplicate key '{sub}'")
-            lines[sub] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, sub, lines, where)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, f'{path}[{i}]', lines, where) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader('').construct_object(node, deep=True)
-
-
-def _at(where: str, lines: dict[str, int], key: str) -> str:
-    """``file:line`` of ``key``, else of its nearest enclosing key that has a line."""
-    while True:
-        line = lines.get(key)
-        if line:
-            return f'{where}:{line}'
-        if not key:
-            return where
-        key = key.rsplit('.', 1)[0] if '.' in key else (key.rsplit('[', 1)[0] if '[' in key else '')
-
-
-_TYPE_WORDS = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string'}
-
-
-def _describe(value: Any) -> str:
-    return f'{type(value).__name__} {value!r}' if not isinstance(value, (dict, list)) else type(value).__name__
-
-
 def _check_value(cls: type, key: str, value: Any, where: str, label: str) -> Any:
     """Check ``value`` against ``cls.key``'s type; return it converted (lists -> tuples)."""
-    hint = typing.get_type_hints(cls)[key]
-    return _coerce(hint, value, where, label)
-
-
-def _coerce(hint: Any, value: Any, where: str, label: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__('types'), 'UnionType', None)):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where, label)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise RecipeError(f"{where}: '{label}' must be a list, got {_describe(value)}")
-        return tuple(_coerce(args[0], v, where, f'{label}[{i}]') for i, v in enumerate(value))
-    if hint is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise RecipeError(f"{where}: '{label}' must be a mapping, got {_describe(value)}")
-        return dict(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            hint_text = ''
-            if isinstance(value, str):
-                try:
-                    float(value)
-                    hint_text = ' (YAML reads 3e-5 as text: write 3.0e-5)'
-                except ValueError:
-                    pass
-            raise RecipeError(f"{where}: '{label}' must be a number, got {_describe(value)}{hint_text}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{where}: '{label}' must be an integer, got {_describe(value)}")
-        return value
-    if hint in (bool, str):
-        if not isinstance(value, hint):
-            raise RecipeError(f"{where}: '{label}' must be {_TYPE_WORDS[hint]}, got {_describe(value)}")
-        return value
-    return value
-
-
-def _build(cls: type, data: dict, prefix: str, where: str, lines: dict[str, int]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        key = f'{prefix}{unknown[0]}'
-        raise RecipeError(f"{_at(where, lines, key)}: unknown key '{key}' (valid keys: "
-                          f"{', '.join(sorted(fields))})")
-    kwargs = {}
-    for name, value in data.items():
-        key = f'{prefix}{name}'
-        loc = _at(where, lines, key)
-        if cls is Recipe and name == 'data':
-            kwargs[name] = _build_data(value, where, lines)
-        elif cls is Recipe and name == 'validation':
-            if not isinstance(value, dict):
-                raise RecipeError(f"{loc}: 'validation' must be a mapping, got {_describe(value)}")
-            kwargs[name] = _build(Validation, value, 'validation.', where, lines)
-        else:
-            kwargs[name] = _check_value(cls, name, value, loc, key)
-    missing = [f.name for f in fields.values()
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs]
-    if missing:
-        raise RecipeError(f"{_at(where, lines, prefix.rstrip('.'))}: missing key '{prefix}{missing[0]}'")
-    return cls(**kwargs)
+    return coerce(typing.get_type_hints(cls)[key], value, where, label, RecipeError)
 
 
 def _build_data(value: Any, where: str, lines: dict[str, int]) -> tuple[DataEntry, ...]:
     if not isinstance(value, list) or not value:
-        raise RecipeError(f"{_at(where, lines, 'data')}: 'data' must be a non-empty list of corpora, "
-                          f"got {_describe(value)}")
+        raise RecipeError(f"{at(where, lines, 'data')}: 'data' must be a non-empty list of corpora, "
+                          f"got {describe(value)}")
     entries = []
     for i, item in enumerate(value):
         prefix = f'data[{i}]'
-        loc = _at(where, lines, prefix)
+        loc = at(where, lines, prefix)
         if isinstance(item, str):
             item = {'corpus': item}
         if not isinstance(item, dict):
-            raise RecipeError(f"{loc}: '{prefix}' must be a corpus name or a mapping, got {_describe(item)}")
+            raise RecipeError(f"{loc}: '{prefix}' must be a corpus name or a mapping, got {describe(item)}")
         corpus = item.get('corpus')
         if not isinstance(corpus, str):
             raise RecipeError(f"{loc}: '{prefix}.corpus' must name a corpus ({', '.join(sorted(ADAPTERS))})")
         if corpus not in ADAPTERS:
-            raise RecipeError(f"{_at(where, lines, prefix + '.corpus')}: unknown corpus {corpus!r} in "
+            raise RecipeError(f"{at(where, lines, prefix + '.corpus')}: unknown corpus {corpus!r} in "
                               f"'{prefix}.corpus' (choices: {', '.join(sorted(ADAPTERS))})")
         own = {f.name for f in dataclasses.fields(DataEntry)} - {'options'}
         options_spec = adapter_options(corpus)
         kwargs, options = {}, {}
         for key, val in item.items():
             label = f'{prefix}.{key}'
-            kloc = _at(where, lines, label)
+            kloc = at(where, lines, label)
             if key in own:
                 kwargs[key] = _check_value(DataEntry, key, val, kloc, label)
             elif key in options_spec:
@@ -332,9 +217,9 @@ def _build_data(value: Any, where: str, lines: dict[str, int]) -> tuple[DataEntr
                     if isinstance(val, str):
                         val = [val]
                     if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
-                        raise RecipeError(f"{kloc}: '{label}' must be a list of strings, got {_describe(val)}")
-                elif kind in _TYPE_WORDS:
-                    val = _coerce(kind, val, kloc, label)
+                        raise RecipeError(f"{kloc}: '{label}' must be a list of strings, got {describe(val)}")
+                elif kind in TYPE_WORDS:
+                    val = coerce(kind, val, kloc, label, RecipeError)
                 options[key] = val
             else:
                 valid = sorted(own | set(options_spec))
@@ -346,7 +231,7 @@ def _build_data(value: Any, where: str, lines: dict[str, int]) -> tuple[DataEntr
 
 def _validate(recipe: Recipe, where: str, lines: dict[str, int]) -> None:
     def fail(key: str, message: str) -> None:
-        raise RecipeError(f"{_at(where, lines, key)}: {message}")
+        raise RecipeError(f"{at(where, lines, key)}: {message}")
 
     if recipe.strategy not in STRATEGIES:
         fail('strategy', f"'strategy' must be one of {', '.join(STRATEGIES)}, got {recipe.strategy!r}")
