@@ -1,4 +1,4 @@
-"""Shared test fixtures: the real data in ../shared and the offline model."""
+"""Shared test fixtures: the real data in ../shared, the offline model, a tiny instruction model."""
 from __future__ import annotations
 
 import os
@@ -33,3 +33,45 @@ def train_dir() -> Path:
 @pytest.fixture(scope='session')
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope='session')
+def instruction_model(tmp_path_factory) -> Path:
+    """A tiny sentence-transformers model whose spec has the E5-instruct template: it needs a task.
+
+    Random weights (1 layer, 32 dimensions) over a WordPiece vocabulary learnt from the hand-made
+    LAReQA fixture and the task texts, so that different tasks give different query vectors.
+    """
+    import json
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from pyserini_hybrid.encoders import ModelSpec, save_spec
+    from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE, TASK_INSTRUCTIONS
+
+    texts = [INSTRUCT_TEMPLATE, *TASK_INSTRUCTIONS.values()]
+    for path in sorted((FIXTURES / 'lareqa').glob('*/*.json')):
+        for article in json.loads(path.read_text(encoding='utf-8'))['data']:
+            for paragraph in article['paragraphs']:
+                texts += paragraph['sentences'] + [qa['question'] for qa in paragraph['qas']]
+    wordpiece = BertWordPieceTokenizer(lowercase=True, strip_accents=False)
+    wordpiece.train_from_iterator(texts, vocab_size=500, min_frequency=1, show_progress=False)
+    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, model_max_length=64)
+    out = tmp_path_factory.mktemp('instruction_model')
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=66)
+    BertModel(config).save_pretrained(out / 'hf')
+    tokenizer.save_pretrained(out / 'hf')
+    transformer = Transformer(str(out / 'hf'), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), 'mean'),
+                                         Normalize()])
+    model.save(str(out / 'model'))
+    save_spec(out / 'model', ModelSpec(name='tiny-instruct', model='tiny-instruct', passage_prefix='passage: ',
+                                       query_instruction=INSTRUCT_TEMPLATE, max_length=64))
+    return out / 'model'

@@ -6,6 +6,7 @@ The runs are scored against the hand-made XQuAD-R layout in tests/fixtures/lareq
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -162,6 +163,25 @@ def test_failure_leaves_an_existing_report_untouched(data, tmp_path, capsys):
     code, _ = run_cli(['--dataset', 'lareqa/xquad-r/en', '--runs', f'a={bad}', '--output-dir', out], capsys)
     assert code == 2
     assert sorted(os.listdir(out)) == ['report.md'] and (out / 'report.md').read_text() == 'previous report'
+
+
+def test_exact_encoder_with_an_instruction_template_needs_task(data, instruction_model, tmp_path, capsys):
+    from pyserini_hybrid.train._instructions import SEARCH_TASK
+
+    out = tmp_path / 'report'
+    base = ['--dataset', 'lareqa/xquad-r/en', '--output-dir', out, '--resamples', '20', '--bootstrap', '20',
+            '--cache-dir', tmp_path / 'cache']
+    code, err = run_cli(base + ['--exact', f'mine={instruction_model}'], capsys)
+    assert code == 2
+    assert_one_line_error(err, f'encoder {instruction_model} has an instruction template', '--task')
+    code, err = run_cli(base + ['--runs', f'a={write(tmp_path, GOOD)}', '--task', SEARCH_TASK], capsys)
+    assert code == 2
+    assert_one_line_error(err, '--task is for --exact encoders only')
+    assert not out.exists() and not (tmp_path / 'cache').exists()
+    # with the task: scored, and the report says which task the queries had
+    main([str(a) for a in base + ['--exact', f'mine={instruction_model}', '--task', SEARCH_TASK]])
+    report = json.loads((out / 'report.json').read_text(encoding='utf-8'))
+    assert report['systems']['mine']['source'] == f"exact: {instruction_model} (fp32, task '{SEARCH_TASK}')"
 
 
 def test_exact_mode_rejects_bad_vectors(data):

@@ -147,8 +147,12 @@ def _mono_ap_bounds(model_dir: str, data_dir: Path, lang: str, eps: float = 3e-6
 
 # -- the end-to-end run -----------------------------------------------------------------------------
 
+# hybrid+instruct trains with the instruction pairs at a fixed share of the batches (through the trainer)
+SHARED = '{sources: [self-instruct], share: 0.5}'
+
+
 def test_experiment_end_to_end_resumable(work):
-    config_path = _write_config(work)
+    config_path = _write_config(work, instructions=SHARED)
     config = load_config(config_path)
     log: list[str] = []
     report = run_experiment(config, keep_models=True, log=log.append)
@@ -170,6 +174,11 @@ def test_experiment_end_to_end_resumable(work):
         sources = set(training['sources'])
         assert sources == {'hybrid': {'pawsx'}, 'instruct-only': {'instructions'},
                            'hybrid+instruct': {'pawsx', 'instructions'}}[unit.arm]
+        if 'instructions' in sources:  # the share is hybrid+instruct's only
+            share = training['sources']['instructions']['share']
+            assert share == (0.5 if unit.arm == 'hybrid+instruct' else None)
+            card = (unit.dir / 'model' / 'README.md').read_text(encoding='utf-8')
+            assert ('| share 0.5 |' in card) == (unit.arm == 'hybrid+instruct')
 
     # per-setting Mono AP agrees with an independent computation from the raw files and the saved
     # models, and the arm's Mono mAP is the mean of its 11 Mono settings
@@ -219,6 +228,8 @@ def test_experiment_end_to_end_resumable(work):
         assert sentence.split(':')[0] in ('Yes', 'No, it is worse', 'Mixed', 'No significant difference')
     md = (work / 'out' / 'report.md').read_text(encoding='utf-8')
     assert '| hybrid+instruct | 2 |' in md and report['answer'][0] in md
+    assert 'in hybrid+instruct the instruction pairs get a fixed share of 0.5 of the batches' in md
+    assert 'encoder precision fp32' in md
     assert json.loads((work / 'out' / 'report.json').read_text(encoding='utf-8'))['answer'] == report['answer']
 
     # a second run trains and evaluates nothing
@@ -253,7 +264,8 @@ def test_experiment_end_to_end_resumable(work):
     assert not any((u.dir / 'model').exists() for u in units[1:])  # keep_models=False this time
 
     # a changed budget is refused for finished units, naming the marker
-    changed = load_config(_write_config(work, 'changed.yaml', budget='{max_steps: 3, batch_size: 4}'))
+    changed = load_config(_write_config(work, 'changed.yaml', instructions=SHARED,
+                                        budget='{max_steps: 3, batch_size: 4}'))
     with pytest.raises(ExperimentError, match=r'hybrid/seed-1/done\.json: this unit was finished under another'):
         run_experiment(changed, log=log.append)
 
@@ -326,6 +338,52 @@ def test_instruction_template_is_filled_with_the_search_task(work, tmp_path):
     assert encoder.query_prefix == f'Instruct: {SEARCH_TASK}\nQuery: '
 
 
+def test_instruction_share_is_given_to_hybrid_instruct_only(work):
+    from pyserini_hybrid.train._recipe import parse_recipe
+
+    config = parse_config(_config_text(work, arms=f"[{', '.join(ARMS)}]",
+                                       instructions='{sources: [self-instruct], share: 0.25, weight: 3.0}'), 'inline')
+    shares = {}
+    for arm in ARMS:
+        if arm == 'base':
+            continue
+        for recipe in arm_recipes(config, arm, 1, work / 'unused' / arm):
+            for entry in recipe.data:
+                shares[arm, entry.corpus] = shares.get((arm, entry.corpus), set()) | {entry.share}
+            assert parse_recipe(recipe_yaml(recipe), 'round trip').to_dict() == recipe.to_dict()
+    # alone (instruct-only, the first stage of instruct-then-hybrid) a share would mean nothing
+    assert shares == {('mono', 'pawsx'): {None}, ('cross', 'pawsx'): {None}, ('hybrid', 'pawsx'): {None},
+                      ('instruct-only', 'instructions'): {None}, ('hybrid+instruct', 'pawsx'): {None},
+                      ('hybrid+instruct', 'instructions'): {0.25}, ('instruct-then-hybrid', 'instructions'): {None},
+                      ('instruct-then-hybrid', 'pawsx'): {None}}
+    # a share the recipe's own shares leave no room for is one line naming the config
+    crowded = work / 'crowded.yaml'
+    crowded.write_text((work / 'recipe.yaml').read_text(encoding='utf-8').replace(
+        'data:\n  - pawsx\n', 'data:\n  - corpus: pawsx\n    share: 0.8\n  - tatoeba\n'), encoding='utf-8')
+    config = parse_config(_config_text(work, recipe=str(crowded), arms='[hybrid+instruct]',
+                                       instructions='{sources: [self-instruct], share: 0.25}'), 'inline')
+    with pytest.raises(ExperimentError, match=r"^inline: arm hybrid\+instruct: .*sum to 1\.05") as info:
+        arm_recipes(config, 'hybrid+instruct', 1, work / 'unused')
+    assert '\n' not in str(info.value)
+
+
+def test_evaluation_precision_reaches_the_encoder_and_the_unit_identity(work):
+    from pyserini_hybrid.experiment._runner import _encoder, _unit_identity
+
+    fp32 = parse_config(_config_text(work), 'inline')
+    int8 = parse_config(_config_text(work, evaluation=f"{{data_dir: {work / 'lareqa'}, verify: false, "
+                                                      "threads: 1, precision: int8}"), 'inline')
+    assert fp32.evaluation.precision == 'fp32' and int8.evaluation.precision == 'int8'
+    model = str(work / 'tiny' / 'model')
+    encoder = _encoder(model, int8)
+    assert encoder.precision == 'int8' and encoder.int8_layers
+    assert _encoder(model, fp32).precision == 'fp32'
+    # a unit evaluated at another precision is another unit; at fp32 its marker is as before the option
+    base = plan(fp32)[0]
+    assert 'eval_precision' not in _unit_identity(fp32, base, [])
+    assert _unit_identity(int8, base, [])['eval_precision'] == 'int8'
+
+
 def test_answer_verdicts_follow_the_outcomes():
     from pyserini_hybrid.experiment._report import _answers
 
@@ -368,6 +426,9 @@ def test_answer_verdicts_follow_the_outcomes():
     ({'evaluation': '{collections: [mlqa-r]}'}, r"must include xquad-r"),
     ({'comparisons': '[[hybrid, cross]]'}, r"arm 'cross' is not in 'arms'"),
     ({'alpha': 'true'}, r"'alpha' must be a number, got bool True"),
+    ({'evaluation': '{collections: [xquad-r], precision: fp16}'},
+     r"exp\.yaml:\d+: 'evaluation\.precision' must be one of fp32, bf16, int8, got 'fp16'"),
+    ({'instructions': '{sources: [offline], share: 1.0}'}, r"exp\.yaml:\d+: 'instructions\.share' must be in \(0, 1\)"),
 ])
 def test_bad_config_is_one_clear_line(work, extra, message):
     path = _write_config(work, 'exp.yaml', **extra)

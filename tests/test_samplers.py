@@ -162,6 +162,89 @@ def test_source_chosen_in_proportion_to_size_and_weight():
     assert abs(counts[0] / sum(counts.values()) - 0.5) < 0.03, counts
 
 
+def _draw(sampler, n):
+    """(source index, kind, first query's language) of at least ``n`` batches, over as many epochs as needed."""
+    out = []
+    epoch = 0
+    while len(out) < n:
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            source, rows = texts_of(sampler, batch)
+            same = [lang_of(q) == lang_of(p) for q, p, _ in rows]
+            assert all(same) or not any(same), 'a batch is either mono or cross'
+            out.append((source, 'mono' if all(same) else 'cross', lang_of(rows[0][0])))
+        epoch += 1
+    return out
+
+
+def test_a_share_gives_a_source_that_fraction_of_the_batches():
+    # I: 40 English instruction-like pairs; by size it would get about 1% of the batches
+    instructions = qa_table('I', 40, 'en')
+    tables = [parallel_table('A', 300), translation_table('T', 150), instructions]
+    by_size = _draw(build(tables, alpha=0.5, seed=2), 2000)
+    assert sum(s == 2 for s, _, _ in by_size) / len(by_size) < 0.03
+    draws = _draw(build(tables, alpha=0.5, seed=2, shares={'I': 0.25}), 2000)
+    n = len(draws)
+    own = [d for d in draws if d[0] == 2]
+    # binomial standard deviation sqrt(0.25 * 0.75 / n) ~ 0.0097: allow 4 of them
+    assert abs(len(own) / n - 0.25) < 4 * np.sqrt(0.25 * 0.75 / n), len(own) / n
+    assert all(kind == 'mono' and lang == 'en' for _, kind, lang in own)   # the only batches it can fill
+    # the other sources split the rest as they would alone: mono with probability alpha, and cross
+    # batches by cross-capable size (A 300 items, T 150)
+    rest = [d for d in draws if d[0] != 2]
+    mono = sum(kind == 'mono' for _, kind, _ in rest) / len(rest)
+    assert abs(mono - 0.5) < 4 * 0.5 / np.sqrt(len(rest)), mono
+    cross = [s for s, kind, _ in rest if kind == 'cross']
+    assert abs(cross.count(0) / len(cross) - 2 / 3) < 4 * np.sqrt(2 / 9 / len(cross)), cross.count(0) / len(cross)
+
+
+def test_shares_of_two_sources_and_the_batch_kinds_of_a_shared_source():
+    tables = [parallel_table('A', 200), parallel_table('P', 60), qa_table('I', 40, 'en')]
+    draws = _draw(build(tables, alpha=0.3, seed=5, shares={'P': 0.3, 'I': 0.2}), 2000)
+    n = len(draws)
+    for source, share in ((1, 0.3), (2, 0.2)):
+        got = sum(d[0] == source for d in draws) / n
+        assert abs(got - share) < 4 * np.sqrt(share * (1 - share) / n), (source, got)
+    # P can fill both kinds: mono with probability alpha, like every other batch
+    kinds = [kind for s, kind, _ in draws if s == 1]
+    assert abs(kinds.count('mono') / len(kinds) - 0.3) < 4 * np.sqrt(0.21 / len(kinds))
+    # a pure strategy holds for shared sources too
+    assert {kind for _, kind, _ in _draw(build(tables[:2], CrossBatchSampler, shares={'P': 0.5}), 200)} == {'cross'}
+
+
+def test_shares_are_seeded():
+    tables = [parallel_table('A', 80), translation_table('T', 40), qa_table('I', 30, 'en')]
+
+    def batches(seed, epoch=0):
+        sampler = build(tables, alpha=0.5, seed=seed, shares={'I': 0.4})
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    first = batches(3)
+    assert first == batches(3)
+    assert first != batches(4) and first != batches(3, epoch=1)
+    sampler = build(tables, alpha=0.5, seed=3, shares={'I': 0.4})
+    assert list(sampler) == list(sampler) == first      # a resumed run replays its epoch
+    # the trainer's factory gives the same batches, and stays picklable
+    _, multi = make_samplers('hybrid', 0.5, shares={'I': 0.4})
+    assert pickle.loads(pickle.dumps(multi)).keywords['shares'] == {'I': 0.4}
+    datasets = [t.to_dataset() for t in tables]
+    subs = [PairBatchSampler(ds, 8, True, seed=3) for ds in datasets]
+    assert list(multi(ConcatDataset(datasets), batch_samplers=subs, seed=3)) == first
+
+
+def test_bad_shares_are_clear_errors():
+    tables = [parallel_table('A', 50), qa_table('I', 30, 'en')]
+    for shares, message in [({'X': 0.2}, 'shares name unknown source'), ({'I': 0.0}, r'a share must be in \(0, 1\)'),
+                            ({'I': 1.0}, r'a share must be in \(0, 1\)'),
+                            ({'A': 0.6, 'I': 0.4}, 'shares sum to 1: they must sum to less than 1'),
+                            ({'A': 0.3, 'I': 0.4}, 'every source has a share')]:
+        with pytest.raises(ValueError, match=message):
+            build(tables, shares=shares)
+    with pytest.raises(ValueError, match="source 'I' has a share but cannot fill a cross-lingual batch of 8 rows"):
+        build(tables, CrossBatchSampler, shares={'I': 0.2})
+
+
 def test_mono_source_choice_within_a_language_follows_size():
     # German: A has 90 items, Q (native German QA) 30 -> A in about 3 of 4 German batches
     sampler = build([parallel_table('A', 90), qa_table('Q', 30, 'de')], MonoBatchSampler, batch_size=4)

@@ -206,6 +206,39 @@ def test_cli_all_settings_dense_bm25_and_fusion(tiny_xquad, tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in (tmp_path / 'bm25').iterdir()} == first
 
 
+def test_cli_task_fills_the_instruction_template_of_the_encoder(tiny_xquad, instruction_model, tmp_path):
+    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.search.__main__ import main
+    from pyserini_hybrid.train._instructions import SEARCH_TASK, TASK_INSTRUCTIONS
+
+    setting = 'lareqa/xquad-r/en'
+    common = ['--dataset', setting, '--retriever', 'dense', '--encoder', str(instruction_model),
+              '--cache-dir', str(tmp_path / 'cache'), '--hits', '3']
+    assert main(common + ['--task', SEARCH_TASK, '--output', str(tmp_path / 'run.trec')]) == 0
+    encoder = Encoder(str(instruction_model), task=SEARCH_TASK)
+    assert encoder.query_prefix == f'Instruct: {SEARCH_TASK}\nQuery: '
+    # the vectors were cached under the fingerprint of the encoder with that task (it hashes the prefix)
+    assert [p.name for p in (tmp_path / 'cache').iterdir()] == [encoder.fingerprint]
+    # and the run holds the top scores of that encoder's query vectors, whatever the order of ties
+    qi, di = tiny_xquad.query_indices(setting), tiny_xquad.doc_indices(setting)
+    scores = encoder.encode_queries([tiny_xquad.queries[i].text for i in qi]) @ \
+        encoder.encode_passages([tiny_xquad.docs[i].text for i in di]).T
+    column = {tiny_xquad.docs[i].doc_id: c for c, i in enumerate(di)}
+    run = read_run(tmp_path / 'run.trec')
+    assert set(run) == {tiny_xquad.queries[i].query_id for i in qi}
+    for row, i in enumerate(qi):
+        hits = run[tiny_xquad.queries[i].query_id]
+        assert np.allclose([s for _, s in hits], [scores[row, column[d]] for d, _ in hits], atol=1e-5)
+        assert np.allclose([s for _, s in hits], np.sort(scores[row])[::-1][:3], atol=1e-5)
+    # another task is another query encoding: its own cache entry and other query vectors
+    other = TASK_INSTRUCTIONS['tatoeba']
+    assert main(common + ['--task', other, '--output', str(tmp_path / 'other.trec')]) == 0
+    assert len(list((tmp_path / 'cache').iterdir())) == 2
+    query = [tiny_xquad.queries[qi[0]].text]
+    assert not np.allclose(Encoder(str(instruction_model), task=other).encode_queries(query),
+                           encoder.encode_queries(query), atol=1e-4)
+
+
 def test_rrf_and_interpolation_follow_their_formulas():
     dense = {'q': [('a', 0.9), ('b', 0.8), ('c', 0.1)]}
     bm25 = {'q': [('c', 12.0), ('a', 3.0)], 'r': [('x', 1.0)]}

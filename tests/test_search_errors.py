@@ -62,6 +62,19 @@ def test_unknown_dataset_encoder_and_retriever(tiny, tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_encoder_with_an_instruction_template_needs_a_task(tiny, instruction_model, tmp_path, capsys):
+    out = str(tmp_path / 'run.trec')
+    for retriever in ('dense', 'fusion'):
+        line = _error(capsys, ['--dataset', 'lareqa/xquad-r/en', '--retriever', retriever,
+                               '--encoder', str(instruction_model), '--output', out])
+        assert f"encoder {instruction_model} has an instruction template 'Instruct: {{task}}\\nQuery: '" in line
+        assert '--task' in line
+    line = _error(capsys, ['--dataset', 'lareqa/xquad-r/en', '--retriever', 'bm25', '--task', 'Find it',
+                           '--output', out])
+    assert '--task is for the dense encoder' in line
+    assert not list(tmp_path.iterdir())
+
+
 def test_output_in_missing_or_unwritable_place(tiny, tmp_path, capsys):
     line = _error(capsys, ['--dataset', 'lareqa/xquad-r/en', '--retriever', 'bm25',
                            '--output', str(tmp_path / 'missing' / 'run.trec')])

@@ -177,6 +177,16 @@ def test_shipped_recipes_differ_only_in_name_and_strategy():
     ('data: [xnli]\n', r"r\.yaml:1: missing key 'name'"),
     ('name: x\ndata: [xnli, xnli]\n', r"two data entries are named 'xnli'"),
     ('name: [x\n', r"r\.yaml:2: invalid YAML"),
+    ('name: x\ndata:\n  - xnli\n  - corpus: tatoeba\n    share: 1.5\n',
+     r"r\.yaml:5: 'data\[1\]\.share' must be in \(0, 1\), got 1\.5"),
+    ('name: x\ndata:\n  - xnli\n  - corpus: tatoeba\n    share: 0\n',
+     r"r\.yaml:5: 'data\[1\]\.share' must be in \(0, 1\), got 0\.0"),
+    ('name: x\ndata:\n  - xnli\n  - corpus: tatoeba\n    share: a lot\n',
+     r"r\.yaml:5: 'data\[1\]\.share' must be a number, got str 'a lot'"),
+    ('name: x\ndata:\n  - corpus: xnli\n    share: 0.6\n  - corpus: tatoeba\n    share: 0.5\n  - pawsx\n',
+     r"r\.yaml:2: the 'share' values of 'data' sum to 1\.1: they must sum to less than 1"),
+    ('name: x\ndata:\n  - corpus: xnli\n    share: 0.5\n',
+     r"r\.yaml:2: every data entry has a 'share': leave one without, to take the other 0\.5 of the batches"),
 ])
 def test_bad_recipes_are_one_line_errors_naming_file_line_and_key(tmp_path, text, message):
     path = tmp_path / 'r.yaml'
@@ -196,6 +206,18 @@ def test_cli_reports_a_bad_recipe_in_one_line(tmp_path):
         ['alpha', 'base', 'batch_size', 'data', 'freeze_embeddings', 'hard_negatives', 'languages', 'logging_steps',
          'loss', 'lr', 'max_length', 'max_steps', 'mini_batch_size', 'name', 'output', 'precision', 'query_instruction',
          'save_steps', 'scale', 'seed', 'strategy', 'validation', 'warmup', 'weight_decay'])) + ')'
+
+
+def test_share_round_trips_and_an_unset_share_is_not_recorded():
+    recipe = parse_recipe('name: x\ndata:\n  - xnli\n  - corpus: tatoeba\n    share: 0.25\n')
+    assert [e.share for e in recipe.data] == [None, 0.25]
+    # an unset share is left out of the snapshot, which checkpoints and experiment markers compare
+    assert recipe.to_dict()['data'] == [
+        {'corpus': 'xnli', 'name': None, 'weight': 1.0, 'task': None, 'drop_eval_overlap': False, 'options': {}},
+        {'corpus': 'tatoeba', 'name': None, 'weight': 1.0, 'share': 0.25, 'task': None, 'drop_eval_overlap': False,
+         'options': {}}]
+    from pyserini_hybrid.train._trainer import _shares
+    assert _shares(recipe) == {'tatoeba': 0.25} and _shares(recipe, {'xnli'}) == {}
 
 
 def test_overrides_are_validated():

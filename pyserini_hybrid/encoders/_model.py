@@ -49,7 +49,8 @@ class Encoder:
     device : str, optional
         ``'cpu'``, ``'cuda'``...; default lets sentence-transformers choose.
     task : str, optional
-        Fills ``{task}`` in the spec's ``query_instruction`` template, when it has one.
+        Fills ``{task}`` in the spec's ``query_instruction`` template, when it has one (then it is
+        required: :class:`EncoderError` without it); ignored otherwise.
     trust_remote_code : bool
         Allow model repositories' own Python code. Off unless asked.
 
@@ -78,7 +79,7 @@ class Encoder:
         self.spec: ModelSpec = get_spec(name_or_path)
         self.batch_size = batch_size
         self.precision = precision
-        self.query_prefix = self._query_prefix(task)
+        self.query_prefix = self.spec.query_text_prefix(task)
         self.passage_prefix = self.spec.passage_prefix
         self.model = load_sentence_transformer(model_path(name_or_path), self.spec, device, trust_remote_code)
         if self.model.max_seq_length is None or self.model.max_seq_length > self.spec.max_length:
@@ -94,17 +95,6 @@ class Encoder:
     @property
     def device(self) -> torch.device:
         return self.model.device
-
-    def _query_prefix(self, task: str | None) -> str:
-        template = self.spec.query_instruction
-        if template is None:
-            return self.spec.query_prefix
-        if '{task}' in template:
-            if not task:
-                raise EncoderError(f"encoder {self.spec.name} has an instruction template {template!r}: "
-                                   "pass task='...' to fill {task}")
-            return template.replace('{task}', task)
-        return template
 
     # -- set-up ----------------------------------------------------------------------------------
 

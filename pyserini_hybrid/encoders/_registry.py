@@ -77,6 +77,25 @@ class ModelSpec:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def query_text_prefix(self, task: str | None = None) -> str:
+        """What is prepended to each query: the instruction template with ``{task}`` filled, else
+        ``query_prefix`` (``task`` is ignored without a template that has ``{task}``).
+
+        Raises
+        ------
+        EncoderError
+            The template has ``{task}`` and no task is given.
+        """
+        template = self.query_instruction
+        if template is None:
+            return self.query_prefix
+        if '{task}' in template:
+            if not task:
+                raise EncoderError(f"encoder {self.name} has an instruction template {template!r}: give a task "
+                                   "to fill {task} (task='...'; --task on the command line)")
+            return template.replace('{task}', task)
+        return template
+
 
 def _e5(name: str, model: str) -> ModelSpec:
     return ModelSpec(name=name, model=model, pooling='mean', normalize=True, query_prefix='query: ',

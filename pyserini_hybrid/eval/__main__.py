@@ -12,6 +12,10 @@ Usage::
     # a dense model scored exactly over the full pool (no run files, no depth cut)
     python -m pyserini_hybrid.eval --dataset lareqa/xquad-r --exact me5=me5-small-offline --output-dir DIR
 
+    # a model trained with task instructions on queries, with the task the experiment uses
+    python -m pyserini_hybrid.eval --dataset lareqa/xquad-r --exact mine=models/MODEL \\
+        --task 'Given a question, retrieve the sentence that answers it' --output-dir DIR
+
 A run DIR is the ``--all-settings`` output of ``python -m pyserini_hybrid.search`` (one file per
 setting, named ``lareqa.xquad-r.en-de.trec`` etc.); a run FILE is scored as the ``--dataset`` setting.
 Writes report.md, report.json, aggregates.png and cross_heatmap_<system>.png into --output-dir.
@@ -40,6 +44,7 @@ def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tupl
 
 def build_parser() -> argparse.ArgumentParser:
     from pyserini_hybrid.eval._significance import DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES
+    from pyserini_hybrid.train._instructions import SEARCH_TASK
 
     parser = argparse.ArgumentParser(prog='python -m pyserini_hybrid.eval', description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -66,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--batch-size', type=int, default=32, help='encoder batch size (exact mode)')
     parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'int8'],
                         help='encoder precision (exact mode)')
+    parser.add_argument('--task', default=None, metavar='TEXT',
+                        help="task filling {task} in an encoder's query instruction template (exact mode; "
+                             "E5-instruct), required by such encoders and ignored by others; the experiment "
+                             f"evaluates its instruction-trained models with the LAReQA task {SEARCH_TASK!r}")
     parser.add_argument('--cache-dir', default=None, help='embedding cache (exact mode; default: the search cache)')
     return parser
 
@@ -90,6 +99,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
                         ('--bootstrap', args.bootstrap), ('--batch-size', args.batch_size)):
         if value is not None and value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
+    if args.task is not None and not exact:
+        raise ValueError("--task is for --exact encoders only")
+    from pyserini_hybrid.encoders import get_spec
+
+    instructed = set()   # systems whose queries take the task
+    for name, encoder in exact:
+        spec = get_spec(encoder)
+        spec.query_text_prefix(args.task)  # an unknown encoder, a template without --task: before any work
+        if '{task}' in (spec.query_instruction or ''):
+            instructed.add(name)
     output_dir = Path(args.output_dir)
     # Fail before any work when the report could not be written.
     if output_dir.exists() and not output_dir.is_dir():
@@ -108,9 +127,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     for name, encoder in exact:
         print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
         systems[name] = exact_from_encoder(pool, encoder, wanted, batch_size=args.batch_size,
-                                           precision=args.precision, threads=args.threads,
+                                           precision=args.precision, threads=args.threads, task=args.task,
                                            cache_dir=args.cache_dir, show_progress=True)
-        sources[name] = f'exact: {encoder} ({args.precision})'
+        task = f', task {args.task!r}' if name in instructed else ''
+        sources[name] = f'exact: {encoder} ({args.precision}{task})'
 
     checks = []
     if args.check_trec_eval:

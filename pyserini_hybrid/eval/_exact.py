@@ -156,12 +156,13 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
 
 def exact_from_encoder(pool: 'Pool', encoder: str, settings: Iterable['Setting | str'] | None = None, *,
                        batch_size: int = 32, precision: str = 'fp32', threads: int | None = None,
-                       cache_dir=None, show_progress: bool = False,
+                       task: str | None = None, cache_dir=None, show_progress: bool = False,
                        measures: Sequence[str] = MEASURES) -> dict[str, SettingResult]:
     """:func:`exact_scores` for an encoder name or model directory, vectors from the search cache.
 
     Embeds the pool once with ``pyserini_hybrid.search.embed_pool`` (cached on disk) and scores with
-    the encoder's own similarity (its registry spec).
+    the encoder's own similarity (its registry spec). ``batch_size``, ``precision``, ``threads`` and
+    ``task`` (for an instruction template) are the :class:`~pyserini_hybrid.encoders.Encoder`'s.
     """
     from pyserini_hybrid.encoders import Encoder
     try:
@@ -169,7 +170,7 @@ def exact_from_encoder(pool: 'Pool', encoder: str, settings: Iterable['Setting |
     except ImportError as exc:  # the search package is what embeds pools; say so plainly
         raise RuntimeError(f"exact mode needs pyserini_hybrid.search.embed_pool: {exc}") from None
 
-    model = Encoder(encoder, batch_size=batch_size, precision=precision, threads=threads)
+    model = Encoder(encoder, batch_size=batch_size, precision=precision, threads=threads, task=task)
     q_emb, d_emb = embed_pool(pool, model, cache_dir=cache_dir, show_progress=show_progress)
     # A normalising encoder already returns unit vectors: score them as given, exactly as the
     # dense runs of pyserini_hybrid.search do, so that both see the same float32 scores.

@@ -25,7 +25,7 @@ ARMS: dict[str, str] = {
     'hybrid': "hybrid batches (mono with probability alpha, else cross) over the recipe's corpora",
     'instruct-only': 'instruction pairs only (English, mono batches): instruction tuning alone',
     'hybrid+instruct': "hybrid batches over the recipe's corpora with the instruction pairs mixed in as one "
-                       "more source (its own English batches)",
+                       "more source (its own English batches, by size x weight or at a fixed share)",
     'instruct-then-hybrid': 'two stages: instruction tuning, then hybrid batches starting from its output '
                             '(the steps split between them)',
 }
@@ -71,8 +71,9 @@ class InstructionOptions:
     weight : float
         The instruction source's size multiplier when a batch chooses its source.
     share : float or None
-        Fixed share of all batches drawn from the instruction source (its own batches), where the
-        training code supports it (``DataEntry.share``); ``None``: by size and ``weight``.
+        Fixed share, in (0, 1), of hybrid+instruct's batches drawn from the instruction source (its
+        own batches; the recipe option ``data[].share``); ``None``: by size and ``weight``. The
+        other instruct arms train on the instruction pairs alone, where a share does not apply.
     drop_eval_overlap : bool
         Drop instruction pairs holding evaluation text (Dolly's Wikipedia contexts may) instead of
         refusing to train.
@@ -102,6 +103,11 @@ class EvalOptions:
         Encoding batch size.
     threads : int or None
         Torch threads (default: torch's).
+    precision : str
+        Encoder precision of every arm's evaluation: ``'fp32'``, ``'bf16'`` (autocast; fast only on
+        CPUs with AVX512-BF16/AMX or on GPUs) or ``'int8'`` (CPU only); see
+        :class:`pyserini_hybrid.encoders.Encoder`. A unit finished at another precision is not
+        reused (its folder must be deleted to redo it).
     """
 
     collections: tuple[str, ...] = ('xquad-r', 'mlqa-r')
@@ -109,6 +115,7 @@ class EvalOptions:
     verify: bool = True
     batch_size: int = 64
     threads: int | None = None
+    precision: str = 'fp32'
 
 
 @dataclass(frozen=True)
@@ -283,6 +290,11 @@ def _validate(config: ExperimentConfig, where: str, lines: dict[str, int]) -> No
         fail('evaluation.collections', "'evaluation.collections' must include xquad-r")
     if ev.batch_size < 1 or (ev.threads is not None and ev.threads < 1):
         fail('evaluation', "'evaluation.batch_size' and 'threads' must be >= 1")
+    from pyserini_hybrid.encoders import PRECISIONS
+
+    if ev.precision not in PRECISIONS:
+        fail('evaluation.precision',
+             f"'evaluation.precision' must be one of {', '.join(PRECISIONS)}, got {ev.precision!r}")
     r = config.report
     if r.n_resamples < 1 or r.n_bootstrap < 1:
         fail('report', "'report.n_resamples' and 'n_bootstrap' must be >= 1")

@@ -111,7 +111,8 @@ def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]
         'protocol': {
             'metric': 'AP over the full pool (every candidate ranked, exact scoring from the score matrix); '
                       'Mono / Cross / Multi are macro averages as in the paper; rank distance = max - min rank '
-                      'of a query\'s relevant sentences in the Multi ranking, macro over query languages',
+                      'of a query\'s relevant sentences in the Multi ranking, macro over query languages; '
+                      f'encoder precision {config.evaluation.precision}',
             'spread': 'mean, sample standard deviation, min and max over the seeds of an arm',
             'significance': 'per-query paired randomization test (and t-test, 95% bootstrap interval) on '
                             'seed-averaged per-query values, weighted as the macro aggregate; Holm correction '
@@ -192,10 +193,17 @@ def _instruction_note(config: ExperimentConfig) -> str:
     sources = list(config.instructions.sources)
     offline = {'offline', 'self-instruct', 'self-instruct-seed', 'self-instruct-user', 't0'}
     if any(s in offline for s in sources):
-        return (f"instruction data: {', '.join(sources)}, the offline stand-in for databricks-dolly-15k "
+        note = (f"instruction data: {', '.join(sources)}, the offline stand-in for databricks-dolly-15k "
                 "(self-instruct seed and user-oriented tasks, T0/P3 prompt-completion pairs; English), "
                 "which is not obtainable on this machine")
-    return f"instruction data: {', '.join(sources)}"
+    else:
+        note = f"instruction data: {', '.join(sources)}"
+    if 'hybrid+instruct' in config.arms:
+        ins = config.instructions
+        mixing = (f'a fixed share of {ins.share:g} of the batches' if ins.share is not None
+                  else f'their share of the batches by size x weight {ins.weight:g}')
+        note += f'; in hybrid+instruct the instruction pairs get {mixing}'
+    return note
 
 
 # ------------------------------------------------------------------------------------------------

@@ -78,20 +78,15 @@ def _base_recipe(config: ExperimentConfig):
         raise ExperimentError(f"{config.source}: recipe {config.recipe}: {exc}") from None
 
 
-def _instruction_entry(config: ExperimentConfig):
+def _instruction_entry(config: ExperimentConfig, mixed: bool = False):
+    """The instruction pairs as a recipe entry; ``mixed``: beside the corpora (hybrid+instruct), where
+    ``instructions.share`` applies."""
     from pyserini_hybrid.train._recipe import DataEntry
 
     ins = config.instructions
     options = {'sources': list(ins.sources), 'max_pairs': ins.max_pairs, 'min_response_chars': ins.min_response_chars}
-    kwargs: dict[str, Any] = {'corpus': 'instructions', 'weight': ins.weight, 'options': options,
-                              'drop_eval_overlap': ins.drop_eval_overlap}
-    if ins.share is not None:
-        if 'share' not in {f.name for f in dataclasses.fields(DataEntry)}:
-            raise ExperimentError(f"{config.source}: 'instructions.share' needs a training recipe option "
-                                  "'data[].share' (own batches at a fixed share), which this version of "
-                                  "pyserini_hybrid.train lacks; use 'instructions.weight'")
-        kwargs['share'] = ins.share
-    return DataEntry(**kwargs)
+    return DataEntry(corpus='instructions', weight=ins.weight, share=ins.share if mixed else None, options=options,
+                     drop_eval_overlap=ins.drop_eval_overlap)
 
 
 def _with_tasks(entries: Sequence[Any]) -> tuple:
@@ -106,7 +101,9 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
 
     Every trained arm gets the experiment's base model, budget (steps, batch size[, lr]) and seed,
     and no early stopping (every arm trains exactly its steps; the validation loss is still logged);
-    the arms differ only in strategy and data (see :data:`~pyserini_hybrid.experiment.ARMS`).
+    the arms differ only in strategy and data (see :data:`~pyserini_hybrid.experiment.ARMS`). In
+    hybrid+instruct the instruction source gets ``instructions.share`` of the batches when it is
+    set (recipe option ``data[].share``), else its share follows its size x ``instructions.weight``.
     """
     from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE
 
@@ -143,7 +140,7 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
     if arm == 'instruct-only':
         return [make(instructions, 'mono', budget.max_steps, model)]
     if arm == 'hybrid+instruct':
-        return [make(corpora + instructions, 'hybrid', budget.max_steps, model)]
+        return [make(corpora + (_instruction_entry(config, mixed=True),), 'hybrid', budget.max_steps, model)]
     first = max(1, min(budget.max_steps - 1, round(budget.max_steps * config.two_stage_fraction)))
     stage1 = unit_dir / 'stage-1'
     return [make(instructions, 'mono', first, stage1, suffix='-stage1'),
@@ -196,10 +193,11 @@ def _encoder(model: str, config: ExperimentConfig):
     from pyserini_hybrid.encoders import Encoder, get_spec
     from pyserini_hybrid.train._instructions import SEARCH_TASK
 
+    ev = config.evaluation
     template = get_spec(model).query_instruction or ''
     # a model trained with task instructions is searched with the LAReQA task
     task = SEARCH_TASK if '{task}' in template else None
-    return Encoder(model, batch_size=config.evaluation.batch_size, threads=config.evaluation.threads, task=task)
+    return Encoder(model, batch_size=ev.batch_size, precision=ev.precision, threads=ev.threads, task=task)
 
 
 def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[str]) -> dict[str, dict]:
@@ -280,7 +278,7 @@ def _fingerprint(payload: Any) -> str:
 
 
 def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
-    """What a unit's numbers depend on: its recipes (data, budget, seed, base) and the eval data.
+    """What a unit's numbers depend on: its recipes (data, budget, seed, base), the eval data and precision.
 
     Paths inside the unit folder are written relative to it, so a moved experiment folder still
     matches its markers.
@@ -297,9 +295,12 @@ def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
             return [relative(v) for v in value]
         return value
 
-    return {'arm': unit.arm, 'seed': unit.seed, 'base': config.base or (recipes[0].base if recipes else None),
-            'recipes': [relative(r.to_dict()) for r in recipes], 'eval_data_dir': ev.data_dir,
-            'eval_verify': ev.verify}
+    identity = {'arm': unit.arm, 'seed': unit.seed, 'base': config.base or (recipes[0].base if recipes else None),
+                'recipes': [relative(r.to_dict()) for r in recipes], 'eval_data_dir': ev.data_dir,
+                'eval_verify': ev.verify}
+    if ev.precision != 'fp32':  # fp32 is left out: units finished before the option existed still match
+        identity['eval_precision'] = ev.precision
+    return identity
 
 
 def _read_json(path: Path) -> dict | None:

@@ -9,6 +9,12 @@ Every Mono, Cross and Multi setting of a collection (file names from ``datasets.
 
     python -m pyserini_hybrid.search --dataset lareqa/xquad-r --retriever bm25 --all-settings --output runs/bm25
 
+A model trained with task instructions on queries (an E5-instruct template in its spec) is
+searched with a task, e.g. the one the experiment uses::
+
+    python -m pyserini_hybrid.search --dataset lareqa/xquad-r --retriever dense --all-settings \\
+        --encoder models/MODEL --task 'Given a question, retrieve the sentence that answers it' --output runs/MODEL
+
 Dense search embeds each distinct text of the collection once per model (an on-disk cache, so a
 re-run encodes nothing) and scores every setting as matrix work. BM25 (k1=0.9, b=0.4) runs through
 Pyserini's Lucene with one analyzer per language; Thai is segmented into character bigrams in
@@ -41,6 +47,7 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     from pyserini_hybrid.encoders import DEFAULT_ENCODER
+    from pyserini_hybrid.train._instructions import SEARCH_TASK
 
     p = _Parser(prog='python -m pyserini_hybrid.search', description=__doc__.split('\n\n')[0],
                 epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--retriever', required=True, choices=RETRIEVERS)
     p.add_argument('--encoder', default=DEFAULT_ENCODER, metavar='NAME',
                    help=f"dense encoder: registry name or model directory (default {DEFAULT_ENCODER})")
+    p.add_argument('--task', default=None, metavar='TEXT',
+                   help="task filling {task} in the encoder's query instruction template (E5-instruct "
+                        "'Instruct: {task}\\nQuery: '), required by such encoders and ignored by others; the "
+                        f"experiment searches its instruction-trained models with the LAReQA task {SEARCH_TASK!r}")
     p.add_argument('--hits', type=int, default=1000, help='hits per query (default 1000)')
     p.add_argument('--batch-size', type=int, default=32, help='encoder batch size (default 32)')
     p.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'),
@@ -92,7 +103,9 @@ def _check_args(args: argparse.Namespace) -> list:
     settings = list_settings(setting.collection) if args.all_settings else [setting]
     if args.retriever in ('dense', 'fusion') and not (args.retriever == 'fusion' and args.runs_dense):
         from pyserini_hybrid.encoders import get_spec
-        get_spec(args.encoder)
+        get_spec(args.encoder).query_text_prefix(args.task)  # an unknown encoder, a template without a task
+    elif args.task is not None:
+        raise UsageError("--task is for the dense encoder (--retriever dense, or fusion without --runs-dense)")
     for flag, value in (('--runs-dense', args.runs_dense), ('--runs-bm25', args.runs_bm25)):
         if value is None:
             continue
@@ -131,7 +144,8 @@ def _dense_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
     from pyserini_hybrid.search._cache import embed_pool, embed_texts
     from pyserini_hybrid.search._dense import dense_search, iter_dense_runs
 
-    encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads)
+    encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads,
+                      task=args.task)
     if len(settings) == 1:
         # One setting: embed only its texts (the cache still shares them with every other setting).
         s = settings[0]

@@ -54,6 +54,10 @@ class DataEntry:
         Source name (default: the corpus name); must be unique within a recipe.
     weight : float
         Multiplies the source's size when batches choose their source.
+    share : float or None
+        Fixed probability, in (0, 1), that a batch is this source's own batch, whatever its size
+        (its ``weight`` is then not used); the sources without a share split the rest by size x
+        weight. The shares of a recipe sum to less than 1.
     task : str or None
         Task description for an instruction template on queries (E5-instruct).
     drop_eval_overlap : bool
@@ -65,6 +69,7 @@ class DataEntry:
     corpus: str
     name: str | None = None
     weight: float = 1.0
+    share: float | None = None
     task: str | None = None
     drop_eval_overlap: bool = False
     options: dict = field(default_factory=dict)
@@ -135,7 +140,8 @@ class Recipe:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out['languages'] = list(self.languages)
-        out['data'] = [dict(e) for e in out['data']]
+        # an unset share is left out: snapshots of earlier runs (checkpoints, experiment markers) still match
+        out['data'] = [{k: v for k, v in e.items() if not (k == 'share' and v is None)} for e in out['data']]
         return out
 
     def with_overrides(self, where: str = 'command line', **overrides: Any) -> 'Recipe':
@@ -270,3 +276,11 @@ def _validate(recipe: Recipe, where: str, lines: dict[str, int]) -> None:
             fail(f'data[{i}]', f"two data entries are named {entry.source_name!r}: give one a 'name'")
         if entry.weight < 0:
             fail(f'data[{i}].weight', f"'data[{i}].weight' must be >= 0, got {entry.weight}")
+        if entry.share is not None and not 0.0 < entry.share < 1.0:
+            fail(f'data[{i}].share', f"'data[{i}].share' must be in (0, 1), got {entry.share}")
+    shares = [e.share for e in recipe.data if e.share is not None]
+    if shares and sum(shares) >= 1.0:
+        fail('data', f"the 'share' values of 'data' sum to {sum(shares):g}: they must sum to less than 1")
+    if shares and len(shares) == len(recipe.data):
+        fail('data', "every data entry has a 'share': leave one without, to take the other "
+                     f"{1 - sum(shares):g} of the batches")

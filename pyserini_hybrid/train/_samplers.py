@@ -14,8 +14,11 @@ builds them:
 - :class:`HybridBatchSampler` (a ``MultiDatasetDefaultBatchSampler``) decides each batch: mono with
   probability ``alpha`` (one language drawn uniformly over the training languages, then a source
   that has that language, in proportion to its size), else cross (a source in proportion to its
-  cross-capable size), and asks that source's sampler for the rows. :class:`MonoBatchSampler`
-  (``alpha=1``) and :class:`CrossBatchSampler` (``alpha=0``) are the two pure strategies.
+  cross-capable size), and asks that source's sampler for the rows. A source given a ``share``
+  instead gets that fixed probability of each batch, whatever its size (its own batches, mono or
+  cross as above); the sources without a share split the rest as described.
+  :class:`MonoBatchSampler` (``alpha=1``) and :class:`CrossBatchSampler` (``alpha=0``) are the two
+  pure strategies.
 
 Everything is seeded from ``(seed, epoch)``: the same seed gives the same batches, and a resumed
 run replays its epoch exactly (the trainer skips the batches it already trained on).
@@ -195,50 +198,87 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
         Probability of a mono batch.
     weights : mapping of source name to float, optional
         Multiplies a source's size when choosing the source of a batch (default 1 each).
+    shares : mapping of source name to float, optional
+        Fixed probability, in (0, 1), that a batch is that source's own batch (its weight is then
+        not used); the shares sum to less than 1 and at least one source has none.
     """
 
     def __init__(self, dataset: Any, batch_samplers: list, generator: Any = None, seed: int = 0, *,
-                 alpha: float = 0.5, weights: Mapping[str, float] | None = None) -> None:
+                 alpha: float = 0.5, weights: Mapping[str, float] | None = None,
+                 shares: Mapping[str, float] | None = None) -> None:
         super().__init__(dataset, batch_samplers=batch_samplers, generator=generator, seed=seed)
         if not all(isinstance(s, PairBatchSampler) for s in batch_samplers):
             raise TypeError("HybridBatchSampler needs one PairBatchSampler per source dataset")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.alpha = float(alpha)
-        weights = dict(weights or {})
+        weights, shares = dict(weights or {}), dict(shares or {})
         names = [s.table.name for s in batch_samplers]
-        unknown = sorted(set(weights) - set(names))
-        if unknown:
-            raise ValueError(f"weights name unknown source(s): {', '.join(unknown)}")
+        for label, given in (('weights', weights), ('shares', shares)):
+            unknown = sorted(set(given) - set(names))
+            if unknown:
+                raise ValueError(f"{label} name unknown source(s): {', '.join(unknown)}")
         self.weights = [float(weights.get(n, 1.0)) for n in names]
+        self.shares = self._check_shares(names, shares)
         self.offsets = [0] + list(accumulate(len(d) for d in dataset.datasets))[:-1]
         bs = self.batch_size
+        # the sources without a share split the batches left by the shares, as if alone
+        free = [i for i in range(len(names)) if i not in self.shares and self.weights[i] > 0]
         langs = sorted({l for s in batch_samplers for l in s.languages})
         # mono: language uniform over those some source can fill a batch in; then source by size
         self.mono_choices: dict[str, tuple[list[int], np.ndarray]] = {}
         for lang in langs:
-            idx = [i for i, s in enumerate(batch_samplers) if s.mono_capacity(lang) >= bs and self.weights[i] > 0]
+            idx = [i for i in free if batch_samplers[i].mono_capacity(lang) >= bs]
             if idx:
                 size = np.array([batch_samplers[i].mono_capacity(lang) * self.weights[i] for i in idx], float)
                 self.mono_choices[lang] = (idx, size / size.sum())
         self.mono_languages = tuple(self.mono_choices)
-        idx = [i for i, s in enumerate(batch_samplers) if s.cross_capacity() >= bs and self.weights[i] > 0]
+        idx = [i for i in free if batch_samplers[i].cross_capacity() >= bs]
         size = np.array([batch_samplers[i].cross_capacity() * self.weights[i] for i in idx], float)
         self.cross_choices = (idx, size / size.sum() if idx else size)
+        others = ', '.join(n for i, n in enumerate(names) if i not in self.shares)
         if self.alpha > 0 and not self.mono_languages:
-            raise ValueError(f"no source can fill a mono batch of {bs} rows in any language "
-                             f"(sources: {', '.join(names)})")
+            raise ValueError(f"no source can fill a mono batch of {bs} rows in any language (sources: {others})")
         if self.alpha < 1 and not idx:
-            raise ValueError(f"no source can fill a cross-lingual batch of {bs} rows (sources: {', '.join(names)}); "
+            raise ValueError(f"no source can fill a cross-lingual batch of {bs} rows (sources: {others}); "
                              "add a parallel corpus or use strategy 'mono'")
+        # a source with a share draws its own batch kind: mono (language uniform) with probability
+        # alpha, cross otherwise, or the one kind it can fill
+        self.share_kinds: dict[int, tuple[tuple[str, ...], bool]] = {}
+        for i in self.shares:
+            s = batch_samplers[i]
+            mono_langs = tuple(l for l in s.languages if s.mono_capacity(l) >= bs) if self.alpha > 0 else ()
+            can_cross = self.alpha < 1 and s.cross_capacity() >= bs
+            if not mono_langs and not can_cross:
+                kind = 'mono' if self.alpha == 1 else 'cross-lingual' if self.alpha == 0 else 'mono or cross-lingual'
+                raise ValueError(f"source {names[i]!r} has a share but cannot fill a {kind} batch of {bs} rows")
+            self.share_kinds[i] = (mono_langs, can_cross)
         for s in batch_samplers:
             s.alpha = self.alpha
+
+    @staticmethod
+    def _check_shares(names: list[str], shares: Mapping[str, float]) -> dict[int, float]:
+        """``{source index: share}``, in source order, after checking the values."""
+        bad = {n: v for n, v in shares.items() if not 0.0 < float(v) < 1.0}
+        if bad:
+            raise ValueError(f"a share must be in (0, 1), got {', '.join(f'{n}={v}' for n, v in bad.items())}")
+        if shares and sum(shares.values()) >= 1.0:
+            raise ValueError(f"shares sum to {sum(shares.values()):g}: they must sum to less than 1")
+        if shares and len(shares) == len(names):
+            raise ValueError("every source has a share: leave one without, to take the rest of the batches")
+        return {i: float(shares[n]) for i, n in enumerate(names) if n in shares}
 
     def __len__(self) -> int:
         return max(1, sum(len(s) for s in self.batch_samplers))
 
     def next_batch(self, rng: np.random.Generator) -> tuple[str, int, list[int]]:
         """Draw one batch: ``(kind, source index, rows local to that source)``."""
+        if self.shares:  # without shares no draw is spent here: the batches of earlier runs stay the same
+            u, edge = rng.random(), 0.0
+            for source, share in self.shares.items():
+                edge += share
+                if u < edge:
+                    return self._share_batch(source, rng)
         if rng.random() < self.alpha:
             lang = self.mono_languages[int(rng.integers(len(self.mono_languages)))]
             idx, prob = self.mono_choices[lang]
@@ -247,6 +287,14 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
         idx, prob = self.cross_choices
         source = idx[int(rng.choice(len(idx), p=prob))]
         return 'cross', source, self.batch_samplers[source].cross_batch(rng)
+
+    def _share_batch(self, source: int, rng: np.random.Generator) -> tuple[str, int, list[int]]:
+        mono_langs, can_cross = self.share_kinds[source]
+        mono = bool(mono_langs) and (not can_cross or rng.random() < self.alpha)
+        sampler = self.batch_samplers[source]
+        if mono:
+            return 'mono', source, sampler.mono_batch(mono_langs[int(rng.integers(len(mono_langs)))], rng)
+        return 'cross', source, sampler.cross_batch(rng)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([int(self.seed or 0), int(self.epoch)])
@@ -265,16 +313,18 @@ class MonoBatchSampler(HybridBatchSampler):
     """X-X-mono: every batch is one language (``alpha = 1``)."""
 
     def __init__(self, dataset: Any, batch_samplers: list, generator: Any = None, seed: int = 0, *,
-                 weights: Mapping[str, float] | None = None, **_: Any) -> None:
-        super().__init__(dataset, batch_samplers, generator, seed, alpha=1.0, weights=weights)
+                 weights: Mapping[str, float] | None = None, shares: Mapping[str, float] | None = None,
+                 **_: Any) -> None:
+        super().__init__(dataset, batch_samplers, generator, seed, alpha=1.0, weights=weights, shares=shares)
 
 
 class CrossBatchSampler(HybridBatchSampler):
     """X-Y: every row pairs a query with a positive in another language (``alpha = 0``)."""
 
     def __init__(self, dataset: Any, batch_samplers: list, generator: Any = None, seed: int = 0, *,
-                 weights: Mapping[str, float] | None = None, **_: Any) -> None:
-        super().__init__(dataset, batch_samplers, generator, seed, alpha=0.0, weights=weights)
+                 weights: Mapping[str, float] | None = None, shares: Mapping[str, float] | None = None,
+                 **_: Any) -> None:
+        super().__init__(dataset, batch_samplers, generator, seed, alpha=0.0, weights=weights, shares=shares)
 
 
 def pair_or_sequential_sampler(dataset: Any, batch_size: int, drop_last: bool, valid_label_columns=None,
@@ -290,13 +340,15 @@ def pair_or_sequential_sampler(dataset: Any, batch_size: int, drop_last: bool, v
 
 
 def make_samplers(strategy: str, alpha: float = 0.5, languages: Sequence[str] | None = None,
-                  weights: Mapping[str, float] | None = None) -> tuple[Callable, Callable]:
+                  weights: Mapping[str, float] | None = None,
+                  shares: Mapping[str, float] | None = None) -> tuple[Callable, Callable]:
     """``(batch_sampler, multi_dataset_batch_sampler)`` for ``SentenceTransformerTrainingArguments``.
 
-    Both are ``functools.partial`` objects of module-level callables, so the training arguments
+    ``weights`` and ``shares`` are per source name, as for :class:`HybridBatchSampler`. Both
+    results are ``functools.partial`` objects of module-level callables, so the training arguments
     stay picklable (the trainer saves them with every checkpoint).
     """
     mono_prob = strategy_alpha(strategy, alpha)
     languages = tuple(languages) if languages is not None else None
     return (partial(pair_or_sequential_sampler, alpha=mono_prob, languages=languages),
-            partial(HybridBatchSampler, alpha=mono_prob, weights=dict(weights or {})))
+            partial(HybridBatchSampler, alpha=mono_prob, weights=dict(weights or {}), shares=dict(shares or {})))

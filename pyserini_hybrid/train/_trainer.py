@@ -131,6 +131,12 @@ def load_tables(recipe: Recipe, train_dir: str | os.PathLike | None = None,
 # ------------------------------------------------------------------------------------------------
 
 
+def _shares(recipe: Recipe, names: set[str] | None = None) -> dict[str, float]:
+    """The fixed batch shares of the recipe's sources (those in ``names``, when given)."""
+    return {e.source_name: e.share for e in recipe.data
+            if e.share is not None and (names is None or e.source_name in names)}
+
+
 def _validation_dataset(held: list[PairTable], recipe: Recipe, prefixes: tuple[str, str, str | None]):
     """Fixed validation batches (built once with the training strategy) as a flat dataset."""
     from datasets import Dataset
@@ -150,7 +156,8 @@ def _validation_dataset(held: list[PairTable], recipe: Recipe, prefixes: tuple[s
     names = {t.name for t in held}
     try:
         sampler = HybridBatchSampler(ConcatDataset(datasets), subs, seed=seed, alpha=alpha,
-                                     weights={e.source_name: e.weight for e in recipe.data if e.source_name in names})
+                                     weights={e.source_name: e.weight for e in recipe.data if e.source_name in names},
+                                     shares=_shares(recipe, names))
     except ValueError as exc:
         logger.warning("no validation loss: the held-out items cannot fill a batch (%s)", exc)
         return None
@@ -278,7 +285,8 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         held_tables.append(held)
     sources = {t.name: {'corpus': e.corpus, 'options': e.options, 'languages': list(t.langs), 'items': len(t),
                         'held_out': len(h), 'dropped_eval_overlap': dropped.get(t.name, 0), 'weight': e.weight,
-                        'task': e.task, 'same_text': t.same_text, 'negatives': t.negatives is not None}
+                        'share': e.share, 'task': e.task, 'same_text': t.same_text,
+                        'negatives': t.negatives is not None}
                for t, h, e in zip(train_tables, held_tables, recipe.data)}
 
     import torch
@@ -312,7 +320,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
                                  for t in train_tables})
     eval_dataset = _validation_dataset(held_tables, recipe, prefixes) if v.fraction > 0 else None
     batch_sampler, multi_sampler = make_samplers(recipe.strategy, recipe.alpha, recipe.languages,
-                                                 {e.source_name: e.weight for e in recipe.data})
+                                                 {e.source_name: e.weight for e in recipe.data}, _shares(recipe))
     world_size = int(os.environ.get('WORLD_SIZE', '1'))
     if recipe.loss == 'cached-mnrl':
         loss = CachedMultipleNegativesRankingLoss(model, scale=recipe.scale, mini_batch_size=recipe.mini_batch_size,
@@ -429,12 +437,13 @@ def model_card(info: dict, spec: Any) -> str:
         '',
         '## Data',
         '',
-        '| source | corpus | languages | items | held out | dropped (eval overlap) | weight |',
+        '| source | corpus | languages | items | held out | dropped (eval overlap) | weight / share |',
         '|---|---|---|---|---|---|---|',
     ]
     for name, s in info['sources'].items():
+        mixing = s['weight'] if s.get('share') is None else f"share {s['share']}"
         lines.append(f"| {name} | {s['corpus']} {s['options'] or ''} | {', '.join(s['languages'])} | {s['items']} | "
-                     f"{s['held_out']} | {s['dropped_eval_overlap']} | {s['weight']} |")
+                     f"{s['held_out']} | {s['dropped_eval_overlap']} | {mixing} |")
     lines += ['', f"Zero-shot hygiene: {info['hygiene']['texts_checked']:,} training texts checked against "
               f"{info['hygiene']['eval_index_size']:,} evaluation texts (XQuAD-R questions, sentences and "
               "contexts; MLQA-R when present): no overlap.", '', '## Losses', '']
