@@ -166,6 +166,7 @@ def test_shipped_recipes_differ_only_in_name_and_strategy():
     ('name: x\ndata:\n  - corpus: xnli\n    split: [dev]\n', r"r\.yaml:4: unknown key 'data\[0\]\.split' for corpus 'xnli'"),
     ('name: x\ndata: [xnli]\nlr: 3e-5\n', r"r\.yaml:3: 'lr' must be a number, got str '3e-5'"),
     ('name: x\ndata: [xnli]\nmax_steps: 10.5\n', r"r\.yaml:3: 'max_steps' must be an integer, got float"),
+    ('name: x\ndata: [xnli]\nprecision: fp16\n', r"r\.yaml:3: 'precision' must be one of fp32, bf16, got 'fp16'"),
     ('name: x\ndata: [xnli]\nfreeze_embeddings: yes please\n', r"r\.yaml:3: 'freeze_embeddings' must be true or false"),
     ('name: x\ndata: [xnli]\nlanguages: en\n', r"r\.yaml:3: 'languages' must be a list"),
     ('name: x\ndata:\n  - corpus: ntrex\n    mode: 2\n', r"r\.yaml:4: 'data\[0\]\.mode' must be a string"),
