@@ -44,14 +44,7 @@ def instruction_model(tmp_path_factory) -> Path:
     """
     import json
 
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Normalize, Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    from pyserini_hybrid.encoders import ModelSpec, save_spec
+    from pyserini_hybrid.encoders import ModelSpec
     from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE, TASK_INSTRUCTIONS
 
     texts = [INSTRUCT_TEMPLATE, *TASK_INSTRUCTIONS.values()]
@@ -59,10 +52,26 @@ def instruction_model(tmp_path_factory) -> Path:
         for article in json.loads(path.read_text(encoding='utf-8'))['data']:
             for paragraph in article['paragraphs']:
                 texts += paragraph['sentences'] + [qa['question'] for qa in paragraph['qas']]
+    spec = ModelSpec(name='tiny-instruct', model='tiny-instruct', passage_prefix='passage: ',
+                     query_instruction=INSTRUCT_TEMPLATE, max_length=64)
+    return build_tiny_bert(tmp_path_factory.mktemp('instruction_model'), texts, spec, vocab_size=500)
+
+
+def build_tiny_bert(out: Path, texts: list[str], spec, vocab_size: int = 3000) -> Path:
+    """A 1-layer, 32-dimensional BERT (seeded random weights, mean pooling, L2 norm) with a WordPiece
+    vocabulary learnt from ``texts``, saved as a sentence-transformers model with ``spec``; returns its path."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from pyserini_hybrid.encoders import save_spec
+
     wordpiece = BertWordPieceTokenizer(lowercase=True, strip_accents=False)
-    wordpiece.train_from_iterator(texts, vocab_size=500, min_frequency=1, show_progress=False)
+    wordpiece.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, show_progress=False)
     tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, model_max_length=64)
-    out = tmp_path_factory.mktemp('instruction_model')
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=66)
@@ -72,6 +81,5 @@ def instruction_model(tmp_path_factory) -> Path:
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), 'mean'),
                                          Normalize()])
     model.save(str(out / 'model'))
-    save_spec(out / 'model', ModelSpec(name='tiny-instruct', model='tiny-instruct', passage_prefix='passage: ',
-                                       query_instruction=INSTRUCT_TEMPLATE, max_length=64))
+    save_spec(out / 'model', spec)
     return out / 'model'

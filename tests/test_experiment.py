@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 import pyserini_hybrid  # noqa: F401  (Java set-up first)
+from conftest import build_tiny_bert
+from pyserini_hybrid.encoders import ModelSpec
 from pyserini_hybrid.experiment import (ARMS, DONE_FILE, ExperimentError, arm_recipes, load_config, parse_config,
                                         plan, recipe_yaml, run_experiment)
 from pyserini_hybrid.experiment.__main__ import main
@@ -56,39 +58,12 @@ def _make_work(root: Path, lareqa_dir: Path) -> Path:
         for paragraph in article['paragraphs']:
             texts.append(paragraph['context'])
             texts.extend(qa['question'] for qa in paragraph['qas'])
-    _tiny_model(root / 'tiny', texts)
+    build_tiny_bert(root / 'tiny', texts, ModelSpec(name='tiny', model='tiny', query_prefix='query: ',
+                                                    passage_prefix='passage: ', max_length=64))
     (root / 'recipe.yaml').write_text(
         f"name: tiny\nbase: {root / 'tiny' / 'model'}\nlanguages: [de, en, es, zh]\nmax_length: 32\n"
         "logging_steps: 1\nsave_steps: 1000\ndata:\n  - pawsx\nvalidation:\n  fraction: 0.0\n", encoding='utf-8')
     return root
-
-
-def _tiny_model(out: Path, texts: list[str]) -> Path:
-    """A 1-layer, 32-dimensional BERT with a WordPiece vocabulary learnt from ``texts``."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Normalize, Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    from pyserini_hybrid.encoders import ModelSpec, save_spec
-
-    wordpiece = BertWordPieceTokenizer(lowercase=True, strip_accents=False)
-    wordpiece.train_from_iterator(texts, vocab_size=3000, min_frequency=1, show_progress=False)
-    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, model_max_length=64)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=66)
-    BertModel(config).save_pretrained(out / 'hf')
-    tokenizer.save_pretrained(out / 'hf')
-    transformer = Transformer(str(out / 'hf'), max_seq_length=64)
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), 'mean'),
-                                         Normalize()])
-    model.save(str(out / 'model'))
-    save_spec(out / 'model', ModelSpec(name='tiny', model='tiny', query_prefix='query: ', passage_prefix='passage: ',
-                                       max_length=64))
-    return out / 'model'
 
 
 def _config_text(work: Path, **extra: str) -> str:

@@ -353,8 +353,8 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
             loaded = load_sentence_transformer(Path(checkpoint_path), spec, device='cpu')
             self.model.load_state_dict(loaded.state_dict())
 
-    trainer = Trainer(model=model, args=args, train_dataset=train_dataset,
-                                         eval_dataset=eval_dataset, loss=loss, callbacks=trainer_callbacks)
+    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
+                      callbacks=trainer_callbacks)
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(ckpt_dir / RECIPE_FILE) as out:
