@@ -17,8 +17,10 @@ from pyserini_hybrid.datasets._ids import (COLLECTIONS, Setting, dataset_id_from
                                            parse_dataset_id, run_filename)
 from pyserini_hybrid.datasets._lareqa import (LareqaDataError, LareqaDoc, LareqaQuery, Pool, clear_cache,
                                               load_pool, parse_file)
+from pyserini_hybrid.datasets._ntrex import (VALIDATION_COLLECTION, NtrexError, default_train_dir,
+                                             is_validation_document, load_validation_pool, validation_settings)
 from pyserini_hybrid.datasets._registry import register
 
-__all__ = ['COLLECTIONS', 'LareqaDataError', 'LareqaDoc', 'LareqaQuery', 'Pool', 'Setting', 'clear_cache',
+__all__ = ['COLLECTIONS', 'LareqaDataError', 'LareqaDoc', 'LareqaQuery', 'NtrexError', 'Pool', 'VALIDATION_COLLECTION', 'Setting', 'clear_cache',
            'collection_files', 'dataset_id_from_run_filename', 'default_export_dir', 'export_setting', 'is_available',
-           'list_settings', 'load_pool', 'parse_dataset_id', 'parse_file', 'register', 'run_filename']
+           'default_train_dir', 'is_validation_document', 'list_settings', 'load_pool', 'load_validation_pool', 'parse_dataset_id', 'parse_file', 'register', 'run_filename', 'validation_settings']

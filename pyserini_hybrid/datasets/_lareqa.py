@@ -182,10 +182,14 @@ class Pool:
         Full Multi qrels, ``{query_id: {doc_id: 1}}``.
     """
 
-    def __init__(self, collection: str, parsed: Mapping[str, ParsedFile]):
-        if collection not in COLLECTIONS:
-            raise ValueError(f"unknown collection {collection!r}; choices: {', '.join(COLLECTIONS)}")
-        langs = COLLECTIONS[collection]
+    def __init__(self, collection: str, parsed: Mapping[str, ParsedFile], langs: tuple[str, ...] | None = None):
+        # ``langs`` lets a LAReQA-shaped collection that is not registered (the NTREX validation
+        # benchmark) reuse the pool; registered collections take their languages from COLLECTIONS.
+        if langs is None:
+            if collection not in COLLECTIONS:
+                raise ValueError(f"unknown collection {collection!r}; choices: {', '.join(COLLECTIONS)}")
+            langs = COLLECTIONS[collection]
+        self.langs: tuple[str, ...] = tuple(langs)
         missing = [l for l in langs if l not in parsed]
         if missing:
             raise ValueError(f"{collection}: no parsed file for {', '.join(missing)}")

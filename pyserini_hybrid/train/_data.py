@@ -34,6 +34,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from pyserini_hybrid.datasets._ntrex import (TRAIN_DATA_ENV, NtrexError, default_train_dir, is_validation_document,
+                                             read_ntrex)
+
 __all__ = ['TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TrainDataError',
            'PairTable', 'ADAPTERS', 'adapter_options', 'load_source', 'default_train_dir', 'pair_table',
            'split_sentences', 'answer_sentence', 'normalize_text']
@@ -42,21 +45,10 @@ ALL_LANGUAGES = ('ar', 'de', 'el', 'en', 'es', 'hi', 'ru', 'th', 'tr', 'vi', 'zh
 # Greek and Vietnamese are the paper's zero-shot languages: never trained on unless a recipe says so.
 ZERO_SHOT_LANGUAGES = ('el', 'vi')
 TRAIN_LANGUAGES = tuple(l for l in ALL_LANGUAGES if l not in ZERO_SHOT_LANGUAGES)
-TRAIN_DATA_ENV = 'PYSERINI_HYBRID_TRAIN_DATA'
 
 
 class TrainDataError(ValueError):
     """A missing or malformed training corpus file; the message names the file (and line)."""
-
-
-def default_train_dir() -> Path:
-    """``$PYSERINI_HYBRID_TRAIN_DATA``, else ``../shared/data/train`` beside the repository."""
-    import os
-
-    env = os.environ.get(TRAIN_DATA_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'train'
 
 
 def normalize_text(text: str) -> str:
@@ -446,35 +438,28 @@ def xnli(train_dir: Path, langs: Sequence[str], *, splits: list[str] = ('dev', '
     return _table('xnli', langs, items)
 
 
-_NTREX_FILES = {'en': 'newstest2019-src.eng.txt', 'ar': 'newstest2019-ref.arb.txt', 'de': 'newstest2019-ref.deu.txt',
-                'el': 'newstest2019-ref.ell.txt', 'es': 'newstest2019-ref.spa.txt', 'hi': 'newstest2019-ref.hin.txt',
-                'ru': 'newstest2019-ref.rus.txt', 'th': 'newstest2019-ref.tha.txt', 'tr': 'newstest2019-ref.tur.txt',
-                'vi': 'newstest2019-ref.vie.txt', 'zh': 'newstest2019-ref.zho-CN.txt'}
-
-
-def ntrex(train_dir: Path, langs: Sequence[str], *, mode: str = 'next-sentence') -> PairTable:
+def ntrex(train_dir: Path, langs: Sequence[str], *, mode: str = 'next-sentence',
+          validation_holdout: bool = True) -> PairTable:
     """NTREX-128 news sentences, line-aligned across languages.
 
     ``mode='translation'``: a sentence and its translation (cross rows only).
     ``mode='next-sentence'``: a sentence -> the next sentence of the same document (mono and cross).
+    ``validation_holdout``: leave out the documents of the NTREX validation benchmark
+    (:func:`pyserini_hybrid.datasets.load_validation_pool`), so model selection sees unseen text.
     """
     if mode not in ('translation', 'next-sentence'):
         raise TrainDataError(f"ntrex: unknown mode {mode!r} (translation or next-sentence)")
-    folder = train_dir / 'ntrex'
-    docs = _read_lines(folder / 'DOCUMENT_IDS.tsv', 'ntrex')
-    text = {}
-    for lang in langs:
-        if lang in _NTREX_FILES and (folder / _NTREX_FILES[lang]).is_file():
-            lines = _read_lines(folder / _NTREX_FILES[lang], 'ntrex')
-            if len(lines) != len(docs):
-                raise TrainDataError(f"{folder / _NTREX_FILES[lang]}: {len(lines)} lines, expected {len(docs)}")
-            text[lang] = lines
+    try:
+        docs, text = read_ntrex(train_dir / 'ntrex', langs)
+    except NtrexError as exc:
+        raise TrainDataError(str(exc)) from None
+    keep = [not (validation_holdout and is_validation_document(d)) for d in docs]
     if mode == 'translation':
-        items = [{l: (t[i], t[i]) for l, t in text.items()} for i in range(len(docs))]
+        items = [{l: (t[i], t[i]) for l, t in text.items()} for i in range(len(docs)) if keep[i]]
         table = _table('ntrex', langs, items, same_text=True)
     else:
         items = [{l: (t[i], t[i + 1]) for l, t in text.items()}
-                 for i in range(len(docs) - 1) if docs[i] == docs[i + 1]]
+                 for i in range(len(docs) - 1) if docs[i] == docs[i + 1] and keep[i]]
         table = _table('ntrex', langs, items)
     table.meta['mode'] = mode
     return table
