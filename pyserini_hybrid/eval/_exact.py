@@ -16,8 +16,9 @@ from pyserini_hybrid.eval._metrics import MEASURES, SettingResult, metrics_from_
 
 if TYPE_CHECKING:
     from pyserini_hybrid.datasets import Pool, Setting
+    from pyserini_hybrid.encoders import BiasCorrection
 
-__all__ = ['exact_scores', 'exact_from_encoder', 'relevant_ranks_matrix', 'SCORE_DECIMALS']
+__all__ = ['correction_label', 'exact_scores', 'exact_from_encoder', 'exact_with_corrections', 'relevant_ranks_matrix', 'SCORE_DECIMALS']
 
 # Cells of the (queries x relevant x docs) comparison tensor built at once (~64 MB of booleans).
 _BLOCK_CELLS = 1 << 26
@@ -71,7 +72,8 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
                  settings: Iterable['Setting | str'] | None = None, *, similarity: str = 'ip',
-                 measures: Sequence[str] = MEASURES, source: str = 'exact') -> dict[str, SettingResult]:
+                 measures: Sequence[str] = MEASURES, source: str = 'exact',
+                 correction: 'BiasCorrection | None' = None) -> dict[str, SettingResult]:
     """Per-query metrics and rank distances of a dense model over the full pool of each setting.
 
     Parameters
@@ -89,6 +91,9 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         AP, R@k, nDCG@k names.
     source
         Recorded in each result (e.g. ``'exact: me5-small-offline'``).
+    correction
+        Language-bias correction of the vectors; settings it cannot reorder (``shift`` over a
+        one-language corpus) are scored from the uncorrected vectors, so they stay identical.
 
     Returns
     -------
@@ -109,6 +114,7 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         q_emb, d_emb = _unit_rows(q_emb), _unit_rows(d_emb)
     elif similarity != 'ip':
         raise ValueError(f"similarity must be 'ip' or 'cosine', got {similarity!r}")
+    q_fix, d_fix = correction.apply_pool(pool, q_emb, d_emb) if correction is not None else (q_emb, d_emb)
 
     docids = [doc.doc_id for doc in pool.docs]
     order = sorted(range(len(docids)), key=docids.__getitem__)
@@ -129,13 +135,14 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         relevant = np.full((len(qids), width), -1, dtype=np.int64)
         for row, cols in enumerate(rel_lists):
             relevant[row, :len(cols)] = cols
-        docs = d_emb[doc_idx]
+        raw = correction is None or correction.preserves_ranking(setting.doc_langs)
+        queries, docs = (q_emb, d_emb[doc_idx]) if raw else (q_fix, d_fix[doc_idx])
         tie_keys = tie_all[doc_idx]
         block = max(1, _BLOCK_CELLS // (width * len(doc_idx)))
         ranks = np.zeros_like(relevant)
         for start in range(0, len(qids), block):
             stop = start + block
-            scores = np.round((q_emb[query_idx[start:stop]] @ docs.T).astype(np.float64), SCORE_DECIMALS)
+            scores = np.round((queries[query_idx[start:stop]] @ docs.T).astype(np.float64), SCORE_DECIMALS)
             ranks[start:stop] = relevant_ranks_matrix(scores, relevant[start:stop], tie_keys)
 
         per_query = {m: {} for m in measures}
@@ -154,26 +161,58 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
     return out
 
 
+def correction_label(method: str, rank: int | None = None) -> str:
+    """``('lsar', 8)`` -> ``'lsar:8'``, ``('shift', None)`` -> ``'shift'``: how systems are named."""
+    return method if rank is None else f'{method}:{rank}'
+
+
 def exact_from_encoder(pool: 'Pool', encoder: str, settings: Iterable['Setting | str'] | None = None, *,
                        batch_size: int = 32, precision: str = 'fp32', threads: int | None = None,
                        task: str | None = None, cache_dir=None, show_progress: bool = False,
-                       measures: Sequence[str] = MEASURES) -> dict[str, SettingResult]:
+                       measures: Sequence[str] = MEASURES, bias_correction: str = 'none',
+                       bias_rank: int | None = None, bias_source: str = 'ntrex') -> dict[str, SettingResult]:
     """:func:`exact_scores` for an encoder name or model directory, vectors from the search cache.
 
     Embeds the pool once with ``pyserini_hybrid.search.embed_pool`` (cached on disk) and scores with
     the encoder's own similarity (its registry spec). ``batch_size``, ``precision``, ``threads`` and
-    ``task`` (for an instruction template) are the :class:`~pyserini_hybrid.encoders.Encoder`'s.
+    ``task`` (for an instruction template) are the :class:`~pyserini_hybrid.encoders.Encoder`'s;
+    ``bias_correction`` / ``bias_rank`` / ``bias_source`` choose a language-bias correction
+    (:func:`~pyserini_hybrid.encoders.load_bias_correction`; statistics fitted on first use).
     """
-    from pyserini_hybrid.encoders import Encoder
+    return exact_with_corrections(pool, encoder, [(bias_correction, bias_rank)], settings, batch_size=batch_size,
+                                  precision=precision, threads=threads, task=task, cache_dir=cache_dir,
+                                  show_progress=show_progress, measures=measures,
+                                  bias_source=bias_source)[correction_label(bias_correction, bias_rank)]
+
+
+def exact_with_corrections(pool: 'Pool', encoder: str, corrections: Sequence[tuple[str, int | None]],
+                           settings: Iterable['Setting | str'] | None = None, *, batch_size: int = 32,
+                           precision: str = 'fp32', threads: int | None = None, task: str | None = None,
+                           cache_dir=None, show_progress: bool = False, measures: Sequence[str] = MEASURES,
+                           bias_source: str = 'ntrex', log=None) -> dict[str, dict[str, SettingResult]]:
+    """:func:`exact_from_encoder` under several bias corrections, the pool embedded once.
+
+    Returns ``{label: {dataset_id: SettingResult}}`` for each ``(method, rank)`` of ``corrections``,
+    labelled by :func:`correction_label` (``'shift'``, ``'lsar:8'``); each result's ``source`` names the
+    correction.
+    """
+    from pyserini_hybrid.encoders import Encoder, load_bias_correction
     try:
         from pyserini_hybrid.search import embed_pool
     except ImportError as exc:  # the search package is what embeds pools; say so plainly
         raise RuntimeError(f"exact mode needs pyserini_hybrid.search.embed_pool: {exc}") from None
 
     model = Encoder(encoder, batch_size=batch_size, precision=precision, threads=threads, task=task)
+    fixes = [load_bias_correction(model, method, rank=rank, source=bias_source, pool=pool, log=log)
+             for method, rank in corrections]
     q_emb, d_emb = embed_pool(pool, model, cache_dir=cache_dir, show_progress=show_progress)
     # A normalising encoder already returns unit vectors: score them as given, exactly as the
     # dense runs of pyserini_hybrid.search do, so that both see the same float32 scores.
     similarity = 'cosine' if model.spec.similarity == 'cosine' and not model.spec.normalize else 'ip'
-    return exact_scores(pool, q_emb, d_emb, settings, similarity=similarity, measures=measures,
-                        source=f'exact: {encoder}')
+    out = {}
+    for (method, rank), fix in zip(corrections, fixes):
+        note = '' if method == 'none' else f', bias correction {fix.describe()}'
+        out[correction_label(method, rank)] = exact_scores(pool, q_emb, d_emb, settings, similarity=similarity,
+                                                           measures=measures, source=f'exact: {encoder}{note}',
+                                                           correction=fix)
+    return out

@@ -46,7 +46,7 @@ class UsageError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pyserini_hybrid.encoders import DEFAULT_ENCODER
+    from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_ENCODER
     from pyserini_hybrid.train._instructions import SEARCH_TASK
 
     p = _Parser(prog='python -m pyserini_hybrid.search', description=__doc__.split('\n\n')[0],
@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'),
                    help='encoder precision (default fp32)')
     p.add_argument('--threads', type=int, default=None, help='torch threads and Lucene indexing threads')
+    p.add_argument('--bias-correction', default='none', metavar='METHOD[:RANK]',
+                   help=f"language-bias correction of the dense vectors: {', '.join(BIAS_METHODS)}; lir/lsar take "
+                        f"a rank (e.g. lsar:8); statistics are fitted on first use and saved beside the model "
+                        f"(default none)")
+    p.add_argument('--bias-source', default='ntrex', choices=BIAS_SOURCES,
+                   help="text the bias statistics are fitted from: NTREX training-side sentences (default) or "
+                        "the collection's own documents")
     p.add_argument('--fusion-method', default='rrf', choices=('rrf', 'interpolation'))
     p.add_argument('--rrf-k', type=int, default=60, help='RRF constant (default 60)')
     p.add_argument('--alpha', type=float, default=0.5,
@@ -101,11 +108,14 @@ def _check_args(args: argparse.Namespace) -> list:
         raise UsageError(f"BM25 needs --k1 >= 0 and --b in [0, 1], got k1={args.k1} b={args.b}")
     setting = parse_dataset_id(args.dataset)
     settings = list_settings(setting.collection) if args.all_settings else [setting]
+    from pyserini_hybrid.encoders import parse_bias_method
+    parse_bias_method(args.bias_correction)
     if args.retriever in ('dense', 'fusion') and not (args.retriever == 'fusion' and args.runs_dense):
         from pyserini_hybrid.encoders import get_spec
         get_spec(args.encoder).query_text_prefix(args.task)  # an unknown encoder, a template without a task
-    elif args.task is not None:
-        raise UsageError("--task is for the dense encoder (--retriever dense, or fusion without --runs-dense)")
+    elif args.task is not None or args.bias_correction != 'none':
+        raise UsageError("--task and --bias-correction are for the dense encoder (--retriever dense, or fusion "
+                         "without --runs-dense)")
     for flag, value in (('--runs-dense', args.runs_dense), ('--runs-bm25', args.runs_bm25)):
         if value is None:
             continue
@@ -140,23 +150,31 @@ def _reused_runs(directory: str | None, settings: list) -> dict[str, Path] | Non
 def _dense_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
     import numpy as np
 
-    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.encoders import Encoder, load_bias_correction, parse_bias_method
     from pyserini_hybrid.search._cache import embed_pool, embed_texts
     from pyserini_hybrid.search._dense import dense_search, iter_dense_runs
 
     encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads,
                       task=args.task)
+    method, rank = parse_bias_method(args.bias_correction)
+    fix = load_bias_correction(encoder, method, rank=rank, source=args.bias_source, pool=pool,
+                               log=lambda line: print(line, file=sys.stderr))
+    if method != 'none':
+        print(f"bias correction: {fix.describe()}", file=sys.stderr)
     if len(settings) == 1:
         # One setting: embed only its texts (the cache still shares them with every other setting).
         s = settings[0]
         qi, di = pool.query_indices(s), pool.doc_indices(s)
         d_emb = embed_texts(encoder, [pool.docs[i].text for i in di], 'passage', args.cache_dir, True)
         q_emb = embed_texts(encoder, [pool.queries[i].text for i in qi], 'query', args.cache_dir, True)
+        if not fix.preserves_ranking(s.doc_langs):   # as iter_dense_runs does
+            q_emb = fix.queries(q_emb, [pool.queries[i].lang for i in qi])
+            d_emb = fix.docs(d_emb, [pool.docs[i].lang for i in di])
         yield s.dataset_id, dense_search(q_emb, d_emb, [pool.queries[i].query_id for i in qi],
                                          [pool.docs[i].doc_id for i in di], args.hits)
         return
     q_emb, d_emb = embed_pool(pool, encoder, args.cache_dir, show_progress=True)
-    yield from iter_dense_runs(pool, np.asarray(q_emb), np.asarray(d_emb), settings, args.hits)
+    yield from iter_dense_runs(pool, np.asarray(q_emb), np.asarray(d_emb), settings, args.hits, correction=fix)
 
 
 def _bm25_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:

@@ -10,6 +10,7 @@ with scores rounded to the 6 decimals a run file holds.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -21,7 +22,7 @@ from pyserini_hybrid._trec import Run
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.datasets import Pool, Setting
-    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.encoders import BiasCorrection, Encoder
 
 __all__ = ['top_k', 'dense_search', 'dense_runs', 'iter_dense_runs', 'build_faiss_index', 'write_faiss_index']
 
@@ -102,7 +103,7 @@ def dense_search(q_emb: np.ndarray, d_emb: np.ndarray, qids: Sequence[str], doci
 
 
 def iter_dense_runs(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray, settings: Iterable['Setting | str'],
-                    hits: int = 1000) -> Iterator[tuple[str, Run]]:
+                    hits: int = 1000, correction: 'BiasCorrection | None' = None) -> Iterator[tuple[str, Run]]:
     """Like :func:`dense_runs`, one ``(dataset_id, run)`` at a time (bounded memory for many settings)."""
     from pyserini_hybrid.datasets import parse_dataset_id
 
@@ -111,16 +112,21 @@ def iter_dense_runs(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray, settings
                          f"{len(pool.queries)} queries, {len(d_emb)} document vectors for {len(pool.docs)} docs")
     qids = [q.query_id for q in pool.queries]
     docids = [d.doc_id for d in pool.docs]
+    corrected = correction.apply_pool(pool, q_emb, d_emb) if correction is not None else (q_emb, d_emb)
     for setting in settings:
         if isinstance(setting, str):
             setting = parse_dataset_id(setting)
         qi, di = pool.query_indices(setting), pool.doc_indices(setting)
-        run = dense_search(q_emb[qi], d_emb[di], [qids[i] for i in qi], [docids[i] for i in di], hits)
+        # A correction that cannot reorder this corpus (shift over one language) is skipped: rankings
+        # stay bit-identical instead of differing where rounding to 6 decimals splits a near-tie.
+        raw = correction is None or correction.preserves_ranking(setting.doc_langs)
+        q, d = (q_emb, d_emb) if raw else corrected
+        run = dense_search(q[qi], d[di], [qids[i] for i in qi], [docids[i] for i in di], hits)
         yield setting.dataset_id, run
 
 
 def dense_runs(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray, settings: Iterable['Setting | str'],
-               hits: int = 1000) -> dict[str, Run]:
+               hits: int = 1000, correction: 'BiasCorrection | None' = None) -> dict[str, Run]:
     """Dense runs of many settings of one pool from one set of vectors.
 
     Each setting's queries (``pool.query_indices``) are scored against its corpus
@@ -134,6 +140,9 @@ def dense_runs(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray, settings: Ite
     settings : iterable of Setting or dataset id
     hits : int
         Hits per query.
+    correction : BiasCorrection, optional
+        Language-bias correction applied to the vectors (see
+        :class:`~pyserini_hybrid.encoders.BiasCorrection`).
 
     Returns
     -------
@@ -141,11 +150,12 @@ def dense_runs(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray, settings: Ite
         ``{dataset_id: run}``. All runs are held in memory: use :func:`iter_dense_runs` for the
         whole grid at 1000 hits (~150 M hits for XQuAD-R).
     """
-    return dict(iter_dense_runs(pool, q_emb, d_emb, settings, hits))
+    return dict(iter_dense_runs(pool, q_emb, d_emb, settings, hits, correction))
 
 
 def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.PathLike,
-                      cache_dir: str | os.PathLike | None = None, show_progress: bool = False) -> Path:
+                      cache_dir: str | os.PathLike | None = None, show_progress: bool = False,
+                      correction: 'BiasCorrection | None' = None) -> Path:
     """A FAISS index of one setting's corpus in Pyserini's layout: ``index`` + ``docid``.
 
     Usable with ``pyserini.search.faiss.FaissSearcher(output_dir, HybridQueryEncoder(...))``.
@@ -160,6 +170,9 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
         The index directory to create (replaced if it exists).
     cache_dir : path, optional
         Embedding cache root.
+    correction : BiasCorrection, optional
+        Applied to the document vectors before indexing; recorded in ``bias.json`` beside the index
+        so that queries get the same correction (``HybridQueryEncoder(..., bias_correction=...)``).
     """
     from pyserini_hybrid.datasets import load_pool, parse_dataset_id
     from pyserini_hybrid.search._cache import embed_texts
@@ -168,11 +181,17 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
     pool = load_pool(setting.collection)
     docs = [pool.docs[i] for i in pool.doc_indices(setting)]
     vectors = embed_texts(encoder, [d.text for d in docs], 'passage', cache_dir, show_progress)
-    return write_faiss_index(output_dir, vectors, [d.doc_id for d in docs])
+    if correction is not None and correction.method != 'none':
+        vectors = correction.docs(vectors, [d.lang for d in docs])
+    return write_faiss_index(output_dir, vectors, [d.doc_id for d in docs], correction)
 
 
-def write_faiss_index(output_dir: str | os.PathLike, vectors: np.ndarray, docids: Sequence[str]) -> Path:
-    """Write ``vectors`` as a FAISS ``IndexFlatIP`` plus a ``docid`` file (Pyserini's layout), atomically."""
+def write_faiss_index(output_dir: str | os.PathLike, vectors: np.ndarray, docids: Sequence[str],
+                      correction: 'BiasCorrection | None' = None) -> Path:
+    """Write ``vectors`` as a FAISS ``IndexFlatIP`` plus a ``docid`` file (Pyserini's layout), atomically.
+
+    With a ``correction`` (already applied to ``vectors``), ``bias.json`` records it beside the index.
+    """
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -186,4 +205,6 @@ def write_faiss_index(output_dir: str | os.PathLike, vectors: np.ndarray, docids
     with atomic_dir(output_dir) as tmp:
         faiss.write_index(index, str(tmp / 'index'))
         (tmp / 'docid').write_text(''.join(f'{d}\n' for d in docids), encoding='utf-8')
+        if correction is not None and correction.method != 'none':
+            (tmp / 'bias.json').write_text(json.dumps(correction.to_dict(), indent=2) + '\n', encoding='utf-8')
     return output_dir
