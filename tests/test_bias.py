@@ -218,3 +218,32 @@ def test_cli_rejects_a_bad_correction_before_any_work(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith('error: ') and 'bias correction' in lines[0], proc.stderr
     assert not out.exists() and not (tmp_path / 'report').exists()
+
+
+def test_weight_interpolation_mixes_tensors_and_loads(tiny, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.train.interpolate import interpolate_weights, main
+
+    tuned = tmp_path / 'tuned'
+    shutil.copytree(tiny, tuned)
+    weights = load_file(str(tuned / 'model.safetensors'))
+    torch.manual_seed(1)
+    moved = {k: (v + torch.randn_like(v)) if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(moved, str(tuned / 'model.safetensors'))
+    half = interpolate_weights(str(tiny), str(tuned), 0.5, tmp_path / 'half')
+    mixed = load_file(str(half / 'model.safetensors'))
+    for key, value in weights.items():
+        if value.is_floating_point():
+            assert torch.allclose(mixed[key], (value + moved[key]) / 2, atol=1e-6), key
+    assert json.loads((half / 'interpolation.json').read_text())['weight'] == 0.5
+    texts = ['a small test sentence', 'another one']
+    ends = [interpolate_weights(str(tiny), str(tuned), w, tmp_path / f'w{w}') for w in (0.0, 1.0)]
+    assert np.allclose(Encoder(str(ends[0])).encode_passages(texts), Encoder(str(tiny)).encode_passages(texts), atol=1e-6)
+    assert np.allclose(Encoder(str(ends[1])).encode_passages(texts), Encoder(str(tuned)).encode_passages(texts), atol=1e-6)
+    assert main(['--base', str(tiny), '--tuned', str(tuned), '--weight', '1.5', '--output', str(tmp_path / 'bad')]) == 2
+    assert not (tmp_path / 'bad').exists()
