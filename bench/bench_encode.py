@@ -31,6 +31,7 @@ import numpy as np
 
 import pyserini_hybrid  # noqa: F401  (Java set-up, as everywhere)
 from pyserini_hybrid._io import atomic_write
+from pyserini_hybrid.encoders import PRECISIONS
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 BASELINE = 'st-fp32'
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--collection', default='xquad-r')
     p.add_argument('--data-dir', default=None, help='LAReQA data directory (default: $PYSERINI_HYBRID_DATA)')
     p.add_argument('--per-lang', type=int, default=45, help='candidates and questions per language (default 45: 990 texts)')
-    p.add_argument('--precisions', nargs='+', default=None, choices=('fp32', 'bf16', 'int8'),
+    p.add_argument('--precisions', nargs='+', default=None, choices=PRECISIONS,
                    help='default: fp32 int8, plus bf16 where the CPU has native bfloat16')
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--threads', type=int, default=1,

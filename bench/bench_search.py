@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pyserini_hybrid  # noqa: F401  (Java set-up before pyserini)
 from pyserini_hybrid._io import atomic_write
+from pyserini_hybrid.encoders import PRECISIONS
 from pyserini_hybrid._trec import write_run
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--collection', default='xquad-r')
     p.add_argument('--encoder', default='me5-small-offline')
-    p.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'))
+    p.add_argument('--precision', default='fp32', choices=PRECISIONS)
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--hits', type=int, default=1000)
     p.add_argument('--cache-dir', default=None,

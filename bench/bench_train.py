@@ -81,7 +81,7 @@ def run_default(args, work: Path) -> dict:
 
     recipe = _recipe(args, work / 'default', False)
     tables, _ = load_tables(recipe)
-    encoder = Encoder(recipe.base, device='cpu')
+    encoder = Encoder(recipe.base, precision='fp32', device='cpu')   # fp32 weights to train
     spec, model = encoder.spec, encoder.model
     model.max_seq_length = recipe.max_length
     datasets = [t.to_dataset(spec.query_prefix, spec.passage_prefix, with_negatives=False) for t in tables]

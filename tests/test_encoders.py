@@ -144,7 +144,7 @@ def test_mdpr_path_is_cls_pooling_inner_product_no_norm_no_prefix(tiny_cache):
 
     _, directory, model, tokenizer = tiny_cache
     assert model_path(MDPR) == directory
-    encoder = Encoder(MDPR, batch_size=4)
+    encoder = Encoder(MDPR, batch_size=4, precision='fp32')
     assert encoder.spec.similarity == 'ip' and encoder.dim == 32
     ours_q = encoder.encode_queries(TINY_TEXTS)
     ours_p = encoder.encode_passages(TINY_TEXTS)
@@ -162,8 +162,8 @@ def test_fingerprint_is_stable_across_processes_and_tracks_precision(tiny_cache)
     from pyserini_hybrid.encoders import Encoder
 
     cache = tiny_cache[0]
-    fp32 = Encoder(MDPR).fingerprint
-    code = f'import pyserini_hybrid.encoders as e; print(e.Encoder({MDPR!r}).fingerprint)'
+    fp32 = Encoder(MDPR, precision='fp32').fingerprint
+    code = f'import pyserini_hybrid.encoders as e; print(e.Encoder({MDPR!r}, precision="fp32").fingerprint)'
     env = {**os.environ, 'PYSERINI_HYBRID_CACHE': str(cache)}
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -176,7 +176,7 @@ def test_precisions_on_the_tiny_model(tiny_cache):
 
     from pyserini_hybrid.encoders import Encoder
 
-    fp32 = Encoder(MDPR).encode_passages(TINY_TEXTS)
+    fp32 = Encoder(MDPR, precision='fp32').encode_passages(TINY_TEXTS)
     int8 = Encoder(MDPR, precision='int8')
     kinds = {n.split('encoder.', 1)[1]: type(m).__name__ for n, m in int8.model.named_modules() if 'encoder.layer.' in n}
     # FFN down-projections stay fp32 Linear; the others are smoothed int8.
@@ -195,6 +195,56 @@ def test_precisions_on_the_tiny_model(tiny_cache):
         with pytest.raises(EncoderError):
             Encoder(MDPR, **bad)
     assert torch.get_num_threads() >= 1
+
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as one without a GPU; tests then set whether its CPU has native bfloat16."""
+    import torch
+
+    from pyserini_hybrid.encoders import _model
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    return lambda native: monkeypatch.setattr(_model, 'native_bf16', lambda: native)
+
+
+def test_auto_never_resolves_to_emulated_bf16(cpu_only):
+    from pyserini_hybrid.encoders import resolve_precision
+
+    cpu_only(False)   # an AVX2-only CPU: bf16 would be emulated
+    assert resolve_precision('auto') == resolve_precision('auto', 'cpu') == 'int8'
+    assert resolve_precision('auto', 'cpu', for_training=True) == 'fp32'
+    assert 'bf16' not in {resolve_precision('auto', d, for_training=t) for d in ('cpu', None) for t in (False, True)}
+    cpu_only(True)    # AMX / AVX512-BF16
+    assert resolve_precision('auto') == resolve_precision('auto', 'cpu', for_training=True) == 'bf16'
+    assert resolve_precision('auto', 'mps') == 'fp32'   # neither bf16 autocast nor int8 kernels assumed there
+
+
+def test_explicit_precisions_pass_through_and_unknown_ones_are_one_line_errors(cpu_only):
+    from pyserini_hybrid.encoders import PRECISIONS, TRAIN_PRECISIONS, resolve_precision
+
+    assert PRECISIONS == ('auto', 'fp32', 'bf16', 'int8') and TRAIN_PRECISIONS == ('auto', 'fp32', 'bf16')
+    for native in (False, True):
+        cpu_only(native)
+        for precision in ('fp32', 'bf16', 'int8'):
+            assert resolve_precision(precision, 'cpu') == precision
+    with pytest.raises(EncoderError, match=r"^precision must be one of auto, fp32, bf16, int8, got 'fp16'$"):
+        resolve_precision('fp16')
+    with pytest.raises(EncoderError, match=r"^precision must be one of auto, fp32, bf16, got 'int8'$"):
+        resolve_precision('int8', 'cpu', for_training=True)
+
+
+def test_encoder_runs_at_the_resolved_precision(tiny_cache, cpu_only):
+    from pyserini_hybrid.encoders import Encoder
+
+    cpu_only(False)
+    auto = Encoder(MDPR)   # the default
+    assert (auto.requested_precision, auto.precision) == ('auto', 'int8') and auto.int8_layers
+    assert auto.fingerprint == Encoder(MDPR, precision='int8').fingerprint   # caches keyed by what ran
+    cpu_only(True)
+    auto = Encoder(MDPR, device='cpu')
+    assert auto.precision == 'bf16' and not auto.int8_layers
+    assert auto.fingerprint == Encoder(MDPR, precision='bf16', device='cpu').fingerprint
 
 
 def test_pyserini_classes_by_name_on_the_tiny_model(tiny_cache):
@@ -289,7 +339,7 @@ def test_model_directory_with_missing_files_names_them(tiny, tmp_path):
 @pytest.fixture(scope='module')
 def me5():
     from pyserini_hybrid.encoders import Encoder
-    return Encoder('me5-small-offline', batch_size=4)
+    return Encoder('me5-small-offline', batch_size=4, precision='fp32')
 
 
 @pytest.fixture(scope='module')

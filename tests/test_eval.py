@@ -397,7 +397,8 @@ def test_cli_run_dir_exact_encoder_and_trec_eval_check(tiny, fixtures_dir, tmp_p
     main(['--dataset', 'lareqa/xquad-r', '--runs', f'a={run_dir}', '--exact', f'tiny={model}',
           '--output-dir', str(out), '--check-trec-eval', 'lareqa/xquad-r/en', '--resamples', '1000',
           '--bootstrap', '200', '--threads', '2', '--cache-dir', str(tmp_path / 'cache')])
-    assert str(out / 'report.md') in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert str(out / 'report.md') in captured.out
     data = json.loads((out / 'report.json').read_text())
     assert list(data['systems']) == ['a', 'tiny']
     assert data['systems']['a']['depth']['label'].startswith('AP@20')
@@ -414,6 +415,14 @@ def test_cli_run_dir_exact_encoder_and_trec_eval_check(tiny, fixtures_dir, tmp_p
     assert data['systems']['tiny']['aggregates']['AP']['multi']['macro'] == pytest.approx(
         aggregate(exact, 'multi')['macro'], abs=1e-12)
     assert data['comparisons'] and (out / 'cross_heatmap_tiny.png').is_file()
+    # The default precision (auto) is recorded resolved, for the encoded system only; and printed once.
+    from pyserini_hybrid.encoders import resolve_precision
+
+    resolved = resolve_precision('auto')
+    assert data['systems']['tiny']['precision'] == resolved and data['systems']['a']['precision'] is None
+    assert data['systems']['tiny']['source'] == f'exact: {model} ({resolved})'
+    assert f'| tiny | exact: {model} ({resolved}) | {resolved} |' in (out / 'report.md').read_text()
+    assert captured.err.count(f'encoder precision: {resolved} (asked: auto)') == 1
     # Run 'a' stops at 20 of 76 candidates: its Multi rank distance is a lower bound, not tested.
     assert data['systems']['a']['rank_distance']['lower_bound_queries'] > 0
     assert [c['value'] for c in data['comparisons']] == ['AP', 'AP', 'AP']

@@ -181,7 +181,11 @@ def test_exact_encoder_with_an_instruction_template_needs_task(data, instruction
     # with the task: scored, and the report says which task the queries had
     main([str(a) for a in base + ['--exact', f'mine={instruction_model}', '--task', SEARCH_TASK]])
     report = json.loads((out / 'report.json').read_text(encoding='utf-8'))
-    assert report['systems']['mine']['source'] == f"exact: {instruction_model} (fp32, task '{SEARCH_TASK}')"
+    from pyserini_hybrid.encoders import resolve_precision
+
+    resolved = resolve_precision('auto')   # the default precision, as this machine resolves it
+    assert report['systems']['mine']['source'] == f"exact: {instruction_model} ({resolved}, task '{SEARCH_TASK}')"
+    assert report['systems']['mine']['precision'] == resolved
 
 
 def test_exact_mode_rejects_bad_vectors(data):

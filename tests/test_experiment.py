@@ -205,7 +205,10 @@ def test_experiment_end_to_end_resumable(work):
     md = (work / 'out' / 'report.md').read_text(encoding='utf-8')
     assert '| hybrid+instruct | 2 |' in md and report['answer'][0] in md
     assert 'in hybrid+instruct the instruction pairs get a fixed share of 0.5 of the batches' in md
-    assert 'encoder precision fp32' in md
+    from pyserini_hybrid.encoders import resolve_precision
+
+    resolved = resolve_precision('auto')   # the experiment's default, as this machine resolves it
+    assert f'encoder precision {resolved} (asked: auto)' in md and report['encoder_precision'] == resolved
     assert json.loads((work / 'out' / 'report.json').read_text(encoding='utf-8'))['answer'] == report['answer']
 
     # a second run trains and evaluates nothing
@@ -343,13 +346,19 @@ def test_instruction_share_is_given_to_hybrid_instruct_only(work):
     assert '\n' not in str(info.value)
 
 
-def test_evaluation_precision_reaches_the_encoder_and_the_unit_identity(work):
-    from pyserini_hybrid.experiment._runner import _encoder, _unit_identity
+def test_evaluation_precision_reaches_the_encoder_and_the_unit_identity(work, monkeypatch):
+    import torch
 
-    fp32 = parse_config(_config_text(work), 'inline')
-    int8 = parse_config(_config_text(work, evaluation=f"{{data_dir: {work / 'lareqa'}, verify: false, "
-                                                      "threads: 1, precision: int8}"), 'inline')
-    assert fp32.evaluation.precision == 'fp32' and int8.evaluation.precision == 'int8'
+    from pyserini_hybrid.encoders import _model
+    from pyserini_hybrid.experiment._runner import _encoder, _unit_identity, eval_precision
+
+    def config(precision: str | None):
+        extra = '' if precision is None else f', precision: {precision}'
+        return parse_config(_config_text(work, evaluation=f"{{data_dir: {work / 'lareqa'}, verify: false, "
+                                                         f"threads: 1{extra}}}"), 'inline')
+
+    auto, fp32, int8 = config(None), config('fp32'), config('int8')
+    assert (auto.evaluation.precision, fp32.evaluation.precision, int8.evaluation.precision) == ('auto', 'fp32', 'int8')
     model = str(work / 'tiny' / 'model')
     encoder = _encoder(model, int8)
     assert encoder.precision == 'int8' and encoder.int8_layers
@@ -358,6 +367,12 @@ def test_evaluation_precision_reaches_the_encoder_and_the_unit_identity(work):
     base = plan(fp32)[0]
     assert 'eval_precision' not in _unit_identity(fp32, base, [])
     assert _unit_identity(int8, base, [])['eval_precision'] == 'int8'
+    # auto is resolved on the machine: the identity records what ran, never 'auto'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for native, expected in ((False, 'int8'), (True, 'bf16')):
+        monkeypatch.setattr(_model, 'native_bf16', lambda: native)
+        assert eval_precision(auto) == expected == _encoder(model, auto).precision
+        assert _unit_identity(auto, base, [])['eval_precision'] == expected
 
 
 def test_answer_verdicts_follow_the_outcomes():
@@ -403,7 +418,7 @@ def test_answer_verdicts_follow_the_outcomes():
     ({'comparisons': '[[hybrid, cross]]'}, r"arm 'cross' is not in 'arms'"),
     ({'alpha': 'true'}, r"'alpha' must be a number, got bool True"),
     ({'evaluation': '{collections: [xquad-r], precision: fp16}'},
-     r"exp\.yaml:\d+: 'evaluation\.precision' must be one of fp32, bf16, int8, got 'fp16'"),
+     r"exp\.yaml:\d+: 'evaluation\.precision' must be one of auto, fp32, bf16, int8, got 'fp16'"),
     ({'instructions': '{sources: [offline], share: 1.0}'}, r"exp\.yaml:\d+: 'instructions\.share' must be in \(0, 1\)"),
 ])
 def test_bad_config_is_one_clear_line(work, extra, message):

@@ -47,7 +47,7 @@ def converted(tmp_path_factory):
 @pytest.fixture(scope='module')
 def encoder(converted):
     from pyserini_hybrid.encoders import Encoder
-    return Encoder(str(converted), batch_size=16)
+    return Encoder(str(converted), batch_size=16, precision='fp32')
 
 
 @pytest.fixture(scope='module')

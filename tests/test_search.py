@@ -94,7 +94,7 @@ class _Counting:
 @pytest.fixture(scope='module')
 def encoder():
     from pyserini_hybrid.encoders import Encoder
-    return Encoder('me5-small-offline', batch_size=16)
+    return Encoder('me5-small-offline', batch_size=16, precision='fp32')
 
 
 def test_cache_encodes_each_text_once_and_survives_partial_and_bad_chunks(encoder, xquad, tmp_path):
@@ -206,7 +206,7 @@ def test_cli_all_settings_dense_bm25_and_fusion(tiny_xquad, tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in (tmp_path / 'bm25').iterdir()} == first
 
 
-def test_cli_task_fills_the_instruction_template_of_the_encoder(tiny_xquad, instruction_model, tmp_path):
+def test_cli_task_fills_the_instruction_template_of_the_encoder(tiny_xquad, instruction_model, tmp_path, capsys):
     from pyserini_hybrid.encoders import Encoder
     from pyserini_hybrid.search.__main__ import main
     from pyserini_hybrid.train._instructions import SEARCH_TASK, TASK_INSTRUCTIONS
@@ -216,6 +216,8 @@ def test_cli_task_fills_the_instruction_template_of_the_encoder(tiny_xquad, inst
               '--cache-dir', str(tmp_path / 'cache'), '--hits', '3']
     assert main(common + ['--task', SEARCH_TASK, '--output', str(tmp_path / 'run.trec')]) == 0
     encoder = Encoder(str(instruction_model), task=SEARCH_TASK)
+    # the default precision, auto, resolved (the cache below is keyed by it) and said once
+    assert capsys.readouterr().err.count(f'encoder precision: {encoder.precision} (asked: auto') == 1
     assert encoder.query_prefix == f'Instruct: {SEARCH_TASK}\nQuery: '
     # the vectors were cached under the fingerprint of the encoder with that task (it hashes the prefix)
     assert [p.name for p in (tmp_path / 'cache').iterdir()] == [encoder.fingerprint]

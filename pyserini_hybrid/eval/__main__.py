@@ -43,7 +43,7 @@ def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tupl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_RANK
+    from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_RANK, PRECISIONS
     from pyserini_hybrid.eval._significance import DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES
     from pyserini_hybrid.train._instructions import SEARCH_TASK
 
@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='worker processes reading run files (default 1) and torch threads in exact mode '
                              '(default: torch\'s own)')
     parser.add_argument('--batch-size', type=int, default=32, help='encoder batch size (exact mode)')
-    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'int8'],
-                        help='encoder precision (exact mode)')
+    parser.add_argument('--precision', default='auto', choices=PRECISIONS,
+                        help='encoder precision (exact mode; default auto: bf16 where native, else int8 on CPU)')
     parser.add_argument('--task', default=None, metavar='TEXT',
                         help="task filling {task} in an encoder's query instruction template (exact mode; "
                              "E5-instruct), required by such encoders and ignored by others; the experiment "
@@ -147,18 +147,25 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         systems[name] = evaluate_system(pool, files[name], threads=args.threads or 1)
         sources[name] = f'runs: {path}'
     wanted = list_settings(setting.collection) if setting.kind == 'multi' else [setting]
+    precision = None
+    if exact:
+        from pyserini_hybrid.encoders import resolve_precision
+
+        # resolved once here (the encoders' default device) so that the report records what ran
+        precision = resolve_precision(args.precision)
+        print(f'encoder precision: {precision} (asked: {args.precision})', file=sys.stderr)
     for name, encoder in exact:
         print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
         results = exact_with_corrections(pool, encoder, corrections, wanted, batch_size=args.batch_size,
-                                         precision=args.precision, threads=args.threads, task=args.task,
+                                         precision=precision, threads=args.threads, task=args.task,
                                          cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
                                          log=lambda line: print(line, file=sys.stderr))
         task = f', task {args.task!r}' if name in instructed else ''
         for label in labels:
             system = name if label == 'none' else f'{name}+{label}'
             systems[system] = results[label]
-            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (fp32)"
-            sources[system] = f'{next(iter(results[label].values())).source} ({args.precision}{task})'
+            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (int8)"
+            sources[system] = f'{next(iter(results[label].values())).source} ({precision}{task})'
 
     checks = []
     if args.check_trec_eval:
@@ -182,6 +189,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     report = build_report(setting.dataset_id, systems, seed=args.seed, n_resamples=args.resamples,
                           n_bootstrap=args.bootstrap, setting_tests=not args.no_setting_tests,
                           trec_eval_checks=checks, sources=sources,
+                          precisions={s: precision for s in systems if s not in dict(runs)},
                           command='python -m pyserini_hybrid.eval ' + shlex.join(argv))
     return write_report(report, output_dir)
 

@@ -152,7 +152,7 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
                  measures: Sequence[str] = MEASURES, seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
                  n_bootstrap: int = DEFAULT_BOOTSTRAP, setting_tests: bool = True,
                  trec_eval_checks: Sequence[dict] = (), sources: Mapping[str, str] | None = None,
-                 command: str | None = None) -> dict:
+                 precisions: Mapping[str, str | None] | None = None, command: str | None = None) -> dict:
     """Everything the report says, as one JSON-ready dict.
 
     Parameters
@@ -170,6 +170,9 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
         Results of :func:`pyserini_hybrid.eval.check_trec_eval`, recorded as given.
     sources
         ``{system: where its numbers come from}`` (run directory, ``exact: ENCODER``).
+    precisions
+        ``{system: encoder precision it ran at}`` ('auto' resolved: ``'fp32'``, ``'bf16'``,
+        ``'int8'``) for systems encoded here (exact mode); systems read from run files have none.
     """
     from pyserini_hybrid import __version__
     from pyserini_hybrid.datasets import parse_dataset_id
@@ -208,6 +211,7 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
             raise ValueError(f"system {name!r} has no evaluated setting")
         block = _system_block(results, measures, seed=seed, name=name, n_bootstrap=n_bootstrap)
         block['source'] = (sources or {}).get(name, '')
+        block['precision'] = (precisions or {}).get(name)
         report['systems'][name] = block
 
     for a, b in itertools.combinations(list(systems), 2):
@@ -274,8 +278,9 @@ def render_markdown(report: Mapping) -> str:
     rows = []
     for name, block in systems.items():
         depth = block['depth']
-        rows.append([name, block['source'] or '–', depth['label'], f"{depth['n_settings']}"])
-    lines += _table(['system', 'source', 'measure depth', 'settings'], rows)
+        rows.append([name, block['source'] or '–', block.get('precision') or '–', depth['label'],
+                     f"{depth['n_settings']}"])
+    lines += _table(['system', 'source', 'encoder precision', 'measure depth', 'settings'], rows)
     lines += ['', 'The protocol\'s mAP ranks every candidate of the pool. A run that ranks fewer (cut at `hits`, '
                   'or a lexical retriever that returns only documents sharing a term with the query) gives AP at '
                   'that depth, which can only be lower or equal: relevant sentences it does not rank count as not '

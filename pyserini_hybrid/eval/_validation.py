@@ -25,7 +25,7 @@ def summarize(results) -> dict:
 
 
 def validate(encoders: Sequence[str], corrections: Sequence[tuple[str, int | None]] = (('none', None),), *,
-             precision: str = 'fp32', batch_size: int = 32, threads: int | None = None, task: str | None = None,
+             precision: str = 'auto', batch_size: int = 32, threads: int | None = None, task: str | None = None,
              bias_source: str = 'ntrex', train_dir: str | os.PathLike | None = None, cache_dir=None,
              show_progress: bool = False, log=None) -> list[dict]:
     """Score encoders x corrections on the validation benchmark (exact full-pool AP).
@@ -35,6 +35,9 @@ def validate(encoders: Sequence[str], corrections: Sequence[tuple[str, int | Non
     """
     from pyserini_hybrid.datasets import load_validation_pool, validation_settings
 
+    from pyserini_hybrid.encoders import resolve_precision
+
+    precision = resolve_precision(precision)
     pool = load_validation_pool(train_dir)
     settings = validation_settings(pool)
     rows = []

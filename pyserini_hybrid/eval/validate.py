@@ -19,7 +19,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import pyserini_hybrid  # noqa: F401
     from pyserini_hybrid._io import atomic_write
-    from pyserini_hybrid.encoders import BIAS_SOURCES, EncoderError
+    from pyserini_hybrid.encoders import BIAS_SOURCES, PRECISIONS, EncoderError
     from pyserini_hybrid.eval.__main__ import parse_corrections
     from pyserini_hybrid.eval._validation import render_validation_table, validate
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--encoder', nargs='+', required=True, metavar='ENCODER')
     parser.add_argument('--bias-correction', nargs='+', default=['none'], metavar='METHOD[:RANK]')
     parser.add_argument('--bias-source', default='ntrex', choices=BIAS_SOURCES)
-    parser.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'))
+    parser.add_argument('--precision', default='auto', choices=PRECISIONS)
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--task', default=None)

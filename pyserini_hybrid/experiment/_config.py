@@ -104,10 +104,11 @@ class EvalOptions:
     threads : int or None
         Torch threads (default: torch's).
     precision : str
-        Encoder precision of every arm's evaluation: ``'fp32'``, ``'bf16'`` (autocast; fast only on
-        CPUs with AVX512-BF16/AMX or on GPUs) or ``'int8'`` (CPU only); see
-        :class:`pyserini_hybrid.encoders.Encoder`. A unit finished at another precision is not
-        reused (its folder must be deleted to redo it).
+        Encoder precision of every arm's evaluation: ``'auto'`` (default: bf16 where native, int8
+        on other CPUs; see :func:`pyserini_hybrid.encoders.resolve_precision`), ``'fp32'``,
+        ``'bf16'`` (autocast; fast only on CPUs with AVX512-BF16/AMX or on GPUs) or ``'int8'`` (CPU
+        only). A unit finished at another (resolved) precision is not reused (its folder must be
+        deleted to redo it).
     """
 
     collections: tuple[str, ...] = ('xquad-r', 'mlqa-r')
@@ -115,7 +116,7 @@ class EvalOptions:
     verify: bool = True
     batch_size: int = 64
     threads: int | None = None
-    precision: str = 'fp32'
+    precision: str = 'auto'
 
 
 @dataclass(frozen=True)

@@ -101,18 +101,20 @@ def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]
     """Collect every finished unit of ``config`` and compute the report (see module doc)."""
     from pyserini_hybrid.datasets import COLLECTIONS
     from pyserini_hybrid.eval import compare, holm
-    from pyserini_hybrid.experiment._runner import DONE_FILE, RESULTS_FORMAT, load_unit_results, plan
+    from pyserini_hybrid.experiment._runner import DONE_FILE, RESULTS_FORMAT, eval_precision, load_unit_results, plan
 
     units = plan(config)
     trained_langs = _trained_languages(config)
+    precision = eval_precision(config)
     report: dict[str, Any] = {
         'tool': 'pyserini_hybrid.experiment', 'experiment': config.name, 'question': QUESTION,
-        'config': config.to_dict(), 'config_file': config.source, 'instruction_data': _instruction_note(config),
+        'config': config.to_dict(), 'config_file': config.source, 'encoder_precision': precision,
+        'instruction_data': _instruction_note(config),
         'protocol': {
             'metric': 'AP over the full pool (every candidate ranked, exact scoring from the score matrix); '
                       'Mono / Cross / Multi are macro averages as in the paper; rank distance = max - min rank '
                       'of a query\'s relevant sentences in the Multi ranking, macro over query languages; '
-                      f'encoder precision {config.evaluation.precision}',
+                      f'encoder precision {precision} (asked: {config.evaluation.precision})',
             'spread': 'mean, sample standard deviation, min and max over the seeds of an arm',
             'significance': 'per-query paired randomization test (and t-test, 95% bootstrap interval) on '
                             'seed-averaged per-query values, weighted as the macro aggregate; Holm correction '

@@ -189,6 +189,14 @@ def available_collections(config: ExperimentConfig) -> list[str]:
     return present
 
 
+def eval_precision(config: ExperimentConfig) -> str:
+    """The precision every arm is evaluated at on this machine: ``evaluation.precision`` with
+    ``'auto'`` resolved (:func:`pyserini_hybrid.encoders.resolve_precision`)."""
+    from pyserini_hybrid.encoders import resolve_precision
+
+    return resolve_precision(config.evaluation.precision)
+
+
 def _encoder(model: str, config: ExperimentConfig):
     from pyserini_hybrid.encoders import Encoder, get_spec
     from pyserini_hybrid.train._instructions import SEARCH_TASK
@@ -197,7 +205,8 @@ def _encoder(model: str, config: ExperimentConfig):
     template = get_spec(model).query_instruction or ''
     # a model trained with task instructions is searched with the LAReQA task
     task = SEARCH_TASK if '{task}' in template else None
-    return Encoder(model, batch_size=ev.batch_size, precision=ev.precision, threads=ev.threads, task=task)
+    return Encoder(model, batch_size=ev.batch_size, precision=eval_precision(config), threads=ev.threads,
+                   task=task)
 
 
 def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[str]) -> dict[str, dict]:
@@ -298,8 +307,9 @@ def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
     identity = {'arm': unit.arm, 'seed': unit.seed, 'base': config.base or (recipes[0].base if recipes else None),
                 'recipes': [relative(r.to_dict()) for r in recipes], 'eval_data_dir': ev.data_dir,
                 'eval_verify': ev.verify}
-    if ev.precision != 'fp32':  # fp32 is left out: units finished before the option existed still match
-        identity['eval_precision'] = ev.precision
+    precision = eval_precision(config)   # what ran, not 'auto': another machine may resolve it otherwise
+    if precision != 'fp32':  # fp32 is left out: units finished before the option existed still match
+        identity['eval_precision'] = precision
     return identity
 
 
@@ -390,7 +400,8 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
     units = plan(config)
     say(f"{config.name}: {len(units)} units ({', '.join(config.arms)}; seeds {', '.join(map(str, config.seeds))}), "
         f"{config.budget.max_steps} steps x batch {config.budget.batch_size} per trained arm, "
-        f"evaluated on {', '.join(collections)}")
+        f"evaluated on {', '.join(collections)} at encoder precision {eval_precision(config)} "
+        f"(asked: {config.evaluation.precision})")
     for unit in units:
         recipes = [] if unit.arm == 'base' else arm_recipes(config, unit.arm, unit.seed, unit.dir, base_recipe)
         identity = _unit_identity(config, unit, recipes)

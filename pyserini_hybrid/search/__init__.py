@@ -6,7 +6,7 @@
   (``index`` + ``docid``) for ``pyserini.search.faiss.FaissSearcher``.
 - :func:`bm25_runs` searches Lucene indexes built through Pyserini with a Lucene analyzer per
   language (see :mod:`pyserini_hybrid.search._bm25` for Thai and the pooled Multi index).
-- :func:`fuse_runs` fuses runs with ``pyserini.fusion`` (RRF, interpolation).
+- :func:`fuse_runs` fuses runs (RRF, interpolation) with numpy, agreeing exactly with ``pyserini.fusion``.
 
 CLI: ``python -m pyserini_hybrid.search --help``. Importing this package loads neither torch,
 pyserini nor the JVM.

@@ -46,7 +46,7 @@ class UsageError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_ENCODER
+    from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_ENCODER, PRECISIONS
     from pyserini_hybrid.train._instructions import SEARCH_TASK
 
     p = _Parser(prog='python -m pyserini_hybrid.search', description=__doc__.split('\n\n')[0],
@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"experiment searches its instruction-trained models with the LAReQA task {SEARCH_TASK!r}")
     p.add_argument('--hits', type=int, default=1000, help='hits per query (default 1000)')
     p.add_argument('--batch-size', type=int, default=32, help='encoder batch size (default 32)')
-    p.add_argument('--precision', default='fp32', choices=('fp32', 'bf16', 'int8'),
-                   help='encoder precision (default fp32)')
+    p.add_argument('--precision', default='auto', choices=PRECISIONS,
+                   help="encoder precision (default auto: bf16 where native (CPU with AMX/AVX512-BF16, GPU), "
+                        "else int8 on CPU)")
     p.add_argument('--threads', type=int, default=None, help='torch threads and Lucene indexing threads')
     p.add_argument('--bias-correction', default='none', metavar='METHOD[:RANK]',
                    help=f"language-bias correction of the dense vectors: {', '.join(BIAS_METHODS)}; lir/lsar take "
@@ -156,6 +157,7 @@ def _dense_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
 
     encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads,
                       task=args.task)
+    print(f"encoder precision: {encoder.precision} (asked: {args.precision}, device {encoder.device})", file=sys.stderr)
     method, rank = parse_bias_method(args.bias_correction)
     fix = load_bias_correction(encoder, method, rank=rank, source=args.bias_source, pool=pool,
                                log=lambda line: print(line, file=sys.stderr))

@@ -18,6 +18,8 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
+    from pyserini_hybrid.encoders import TRAIN_PRECISIONS
+
     parser = argparse.ArgumentParser(
         prog='python -m pyserini_hybrid.train',
         description='Train a multilingual dense encoder with mono, cross or hybrid batches.')
@@ -33,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     over.add_argument('--output', metavar='DIR', help='model directory to write (default models/<recipe name>)')
     over.add_argument('--freeze-embeddings', action=argparse.BooleanOptionalAction, default=None,
                       help='freeze the input word embeddings (faster on CPU)')
-    over.add_argument('--precision', choices=('fp32', 'bf16'),
-                      help='bf16: mixed-precision autocast (about 2x on CPUs with AMX / AVX512-BF16)')
+    over.add_argument('--precision', choices=TRAIN_PRECISIONS,
+                      help='bf16: mixed-precision autocast (about 2x on CPUs with AMX / AVX512-BF16); auto: bf16 '
+                           'where native (such a CPU, a GPU), fp32 elsewhere')
     parser.add_argument('--resume', action='store_true',
                         help='continue from the newest checkpoint in <output>.checkpoints')
     parser.add_argument('--train-dir', metavar='DIR',
@@ -67,6 +70,7 @@ def _dry_run(recipe, train_dir) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    logging.getLogger('pyserini_hybrid').setLevel(logging.INFO)   # our one-line notes (e.g. the precision)
     from pyserini_hybrid.train._recipe import load_recipe
     from pyserini_hybrid.train._trainer import TrainError
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pyserini_hybrid._yaml import TYPE_WORDS, at, build_fields, coerce, compose, describe
+from pyserini_hybrid.encoders import TRAIN_PRECISIONS as PRECISIONS
 from pyserini_hybrid.train._data import ADAPTERS, ALL_LANGUAGES, TRAIN_LANGUAGES, adapter_options
 
 __all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'STRATEGIES',
@@ -25,8 +26,8 @@ __all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'p
 
 LOSSES = ('mnrl', 'cached-mnrl')
 STRATEGIES = ('mono', 'cross', 'hybrid')
-# bf16 = autocast mixed precision (fp32 master weights): ~2x on CPUs with AMX/AVX512-BF16
-PRECISIONS = ('fp32', 'bf16')
+# PRECISIONS (from encoders): bf16 = autocast mixed precision (fp32 master weights), ~2x on CPUs with
+# AMX/AVX512-BF16; auto = bf16 where native (such a CPU, a GPU), fp32 elsewhere (encoders.resolve_precision).
 
 
 def strategy_alpha(strategy: str, alpha: float) -> float:
@@ -125,7 +126,7 @@ class Recipe:
     hard_negatives: bool = True
     loss: str = 'mnrl'
     mini_batch_size: int = 16
-    precision: str = 'fp32'
+    precision: str = 'auto'
     query_instruction: str | None = None
     seed: int = 42
     save_steps: int = 100

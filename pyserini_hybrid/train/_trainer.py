@@ -297,13 +297,14 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     from transformers import EarlyStoppingCallback, set_seed
 
     from pyserini_hybrid.encoders import Encoder, get_spec, save_spec
-    from pyserini_hybrid.encoders._model import load_sentence_transformer, native_bf16
+    from pyserini_hybrid.encoders._model import load_sentence_transformer, native_bf16, resolve_precision
     from pyserini_hybrid.train._samplers import make_samplers
 
     set_seed(recipe.seed)
     template = get_spec(recipe.base).query_instruction or ''
     # a base trained with task instructions (two-stage training) wants a task; training sets its own per source
-    base = Encoder(recipe.base, device=device, task='-' if '{task}' in template else None)
+    # fp32 weights to train (never int8); autocast below sets the compute precision
+    base = Encoder(recipe.base, precision='fp32', device=device, task='-' if '{task}' in template else None)
     spec = base.spec
     if recipe.query_instruction is not None:
         spec = dataclasses.replace(spec, query_instruction=recipe.query_instruction)
@@ -311,9 +312,11 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     search_max_length = model.max_seq_length
     model.max_seq_length = recipe.max_length
     frozen = _freeze_word_embeddings(model) if recipe.freeze_embeddings else 0
-    if recipe.precision == 'bf16' and model.device.type == 'cpu' and not native_bf16():
+    precision = resolve_precision(recipe.precision, model.device, for_training=True)
+    logger.info("training precision: %s (recipe: %s, device %s)", precision, recipe.precision, model.device)
+    if precision == 'bf16' and model.device.type == 'cpu' and not native_bf16():
         logger.warning("this CPU has no native bfloat16 (AMX/AVX512-BF16): 'precision: bf16' will be slow; "
-                       "use --precision fp32")
+                       "use --precision auto or fp32")
     prefixes = (spec.query_prefix, spec.passage_prefix, spec.query_instruction)
 
     train_dataset = DatasetDict({t.name: t.to_dataset(*prefixes, with_negatives=recipe.hard_negatives)
@@ -340,7 +343,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         metric_for_best_model='eval_loss' if early else None, greater_is_better=False if early else None,
         eval_on_start=eval_dataset is not None and resume_from is None,   # the base model's validation loss
         logging_steps=recipe.logging_steps, report_to='none', disable_tqdm=not progress,
-        bf16=recipe.precision == 'bf16', use_cpu=model.device.type == 'cpu', dataloader_num_workers=0,
+        bf16=precision == 'bf16', use_cpu=model.device.type == 'cpu', dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available())
     throughput = _throughput_callback()
     trainer_callbacks = [throughput, *callbacks]
@@ -386,7 +389,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         'frozen_parameters': frozen, 'pairs_per_second': round(pairs_per_second, 3),
         'pairs_per_cpu_second': round(throughput.steps * recipe.batch_size / throughput.cpu_seconds, 3)
         if throughput.cpu_seconds else None,
-        'train_seconds': round(time.time() - started, 1), 'device': str(model.device),
+        'train_seconds': round(time.time() - started, 1), 'device': str(model.device), 'precision': precision,
         'world_size': world_size, 'torch': torch.__version__, 'log_history': state.log_history,
         'validation_batches': 0 if eval_dataset is None else len(eval_dataset) // recipe.batch_size,
     }
@@ -434,6 +437,7 @@ def model_card(info: dict, spec: Any) -> str:
         f"| code version | {info['code_version']} |",
         f"| device | {info['device']} x {info['world_size']}, {info['pairs_per_second']} pairs/s, "
         f"{info['train_seconds']} s |",
+        f"| precision | {info.get('precision', recipe['precision'])} (recipe: {recipe['precision']}) |",
         '',
         '## Data',
         '',
