@@ -191,10 +191,17 @@ def test_precisions_on_the_tiny_model(tiny_cache):
         bf16 = Encoder(MDPR, precision='bf16')
     out = bf16.encode_passages(TINY_TEXTS)
     assert out.dtype == np.float32 and cos(out, fp32).min() > 0.98
+    threads = torch.get_num_threads()
     for bad in (dict(precision='fp16'), dict(batch_size=0), dict(threads=0)):
         with pytest.raises(EncoderError):
             Encoder(MDPR, **bad)
-    assert torch.get_num_threads() >= 1
+    assert torch.get_num_threads() == threads          # a refused threads=0 leaves torch's setting alone
+    want = 1 if threads != 1 else 2
+    try:
+        Encoder(MDPR, threads=want)
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_pyserini_classes_by_name_on_the_tiny_model(tiny_cache):

@@ -50,9 +50,13 @@ def test_every_language_is_analyzed_and_answered(bm25_runs):
 
 
 def test_run_is_valid_trec(bm25_runs):
-    for line in (bm25_runs / 'run.zh.txt').read_text().splitlines():
+    lines = (bm25_runs / 'run.zh.txt').read_text().splitlines()
+    qids = set()
+    for line in lines:
         qid, q0, docid, rank, score, tag = line.split()
         assert q0 == 'Q0' and int(rank) >= 1 and float(score) > 0 and tag == 'Anserini'
+        qids.add(qid)
+    assert qids == {'zh_q1', 'zh_q2'} and len(lines) <= 2 * 3   # both questions answered, --hits 3
 
 
 def test_trec_eval_through_plugin(bm25_runs):
