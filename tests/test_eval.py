@@ -116,6 +116,9 @@ def test_trec_eval_ir_measures_and_plain_python_agree_on_real_xquad(lareqa_dir, 
     check = check_trec_eval(pool, setting, path, result.mean('AP'), system='synthetic')
     assert check['agree'] and abs(check['trec_eval_map'] - float(np.mean(list(plain.values())))) <= 1e-4
     assert 0.1 < check["trec_eval_map"] < 0.95  # neither all-relevant-first nor nothing found
+    # the AP of another run (0.01 lower) against this file: trec_eval disagrees and the check says so
+    other = check_trec_eval(pool, setting, path, result.mean('AP') - 0.01, system='other')
+    assert not other['agree'] and other['abs_diff'] == pytest.approx(0.01, abs=1e-4)
 
 
 # --------------------------------------------------------------------------------------- property test
