@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyserini_hybrid._versions import check_versions
+
+check_versions()  # one clear line, before a submodule fails on an old sentence-transformers
+
 from pyserini_hybrid.train._data import (ADAPTERS, ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,
                                          ZERO_SHOT_LANGUAGES, PairTable, TrainDataError, adapter_options,
                                          default_train_dir, load_source, normalize_text, pair_table)
