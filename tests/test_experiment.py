@@ -126,6 +126,7 @@ def _mono_ap_bounds(model_dir: str, data_dir: Path, lang: str, eps: float = 3e-6
 SHARED = '{sources: [self-instruct], share: 0.5}'
 
 
+@pytest.mark.slow
 def test_experiment_end_to_end_resumable(work):
     config_path = _write_config(work, instructions=SHARED)
     config = load_config(config_path)
@@ -263,6 +264,7 @@ def test_experiment_end_to_end_resumable(work):
     assert (work / 'out' / 'report.md').is_file()
 
 
+@pytest.mark.slow
 def test_two_stage_arm_continues_from_its_first_stage(work):
     config = load_config(_write_config(work, 'two.yaml', name='two', output=str(work / 'two'), seeds='[3]',
                                        arms='[instruct-then-hybrid]'))

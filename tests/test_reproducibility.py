@@ -51,6 +51,7 @@ def mono_en_qrels(tmp_path_factory, lareqa_dir) -> Path:
     return qrels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('retriever', ['bm25', 'dense'])
 def test_same_command_twice_is_byte_identical_and_map_is_pinned(retriever, tmp_path, mono_en_qrels):
     first, second = tmp_path / 'a.trec', tmp_path / 'b.trec'
