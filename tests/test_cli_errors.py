@@ -378,8 +378,19 @@ def test_killed_training_leaves_no_model_and_resumes_through_the_train_command(t
     again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.strip().splitlines()[-1] == (
         f"error: {ckpts} holds checkpoints of an earlier run: pass --resume to continue it, or remove it")
-    resumed = subprocess.run(argv + ['--resume'], cwd=REPO, capture_output=True, text=True, timeout=600)
+    log = tmp_path / 'resumed.jsonl'
+    resumed = subprocess.run(argv + ['--resume', '--batch-log', str(log)], cwd=REPO, capture_output=True, text=True,
+                             timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     info = json.loads((out / 'training.json').read_text())
     assert info['steps'] == 30
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['cli.yaml', 'model']    # checkpoints removed
+    # the resumed run trained steps 6-30 (those after checkpoint-5), each once, on the batches an
+    # uninterrupted run trains those steps on (the batches skipped to get there are not logged)
+    resumed_log = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e['step'] for e in resumed_log] == list(range(6, 31))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cli.yaml', 'model', 'resumed.jsonl']  # no checkpoints
+    whole = tmp_path / 'whole.jsonl'
+    argv_whole = [a if a != str(out) else str(tmp_path / 'whole') for a in argv]
+    assert subprocess.run(argv_whole + ['--batch-log', str(whole)], cwd=REPO, capture_output=True,
+                          timeout=600).returncode == 0
+    assert [json.loads(line) for line in whole.read_text().splitlines()][5:] == resumed_log

@@ -12,7 +12,8 @@ The pieces, each usable on its own:
   :class:`HybridBatchSampler` (:class:`MonoBatchSampler`, :class:`CrossBatchSampler`) choosing
   each batch's kind, language and source;
 - strict recipes (:func:`load_recipe`), the zero-shot hygiene check (:func:`check_zero_shot`) and
-  :func:`train`, a thin set-up of ``SentenceTransformerTrainer``.
+  :func:`train`, a thin set-up of ``SentenceTransformerTrainer`` (``batch_log=`` / ``--batch-log``
+  records, through :class:`BatchRecorder`, the sources and languages of every batch it trained on).
 
 Importing this package does not import torch or sentence-transformers; the submodules that need
 them load on first use.
@@ -36,10 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
                                                parse_recipe)
     from pyserini_hybrid.train._samplers import (CrossBatchSampler, HybridBatchSampler, MonoBatchSampler,
                                                  PairBatchSampler, make_samplers)
-    from pyserini_hybrid.train._trainer import TrainError, TrainResult, checkpoint_dir, last_checkpoint, train
+    from pyserini_hybrid.train._trainer import (BatchRecorder, TrainError, TrainResult, checkpoint_dir,
+                                                last_checkpoint, train)
 
 __all__ = ['ADAPTERS', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'STRATEGIES',
-           'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap', 'PairBatchSampler',
+           'BatchRecorder', 'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap', 'PairBatchSampler',
            'PairTable', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult', 'Validation',
            'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot', 'checkpoint_dir',
            'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
@@ -50,7 +52,7 @@ _LAZY = {'STRATEGIES': '_recipe', 'CrossBatchSampler': '_samplers', 'HybridBatch
          'MonoBatchSampler': '_samplers', 'PairBatchSampler': '_samplers', 'make_samplers': '_samplers',
          'DataEntry': '_recipe', 'Recipe': '_recipe', 'RecipeError': '_recipe', 'Validation': '_recipe',
          'load_recipe': '_recipe', 'parse_recipe': '_recipe',
-         'TrainError': '_trainer', 'TrainResult': '_trainer', 'checkpoint_dir': '_trainer',
+         'BatchRecorder': '_trainer', 'TrainError': '_trainer', 'TrainResult': '_trainer', 'checkpoint_dir': '_trainer',
          'last_checkpoint': '_trainer', 'train': '_trainer'}
 
 
