@@ -26,11 +26,12 @@ from pyserini_hybrid._versions import check_versions
 
 check_versions()  # one clear line, before a submodule fails on an old sentence-transformers
 
-from pyserini_hybrid.train._data import (ADAPTERS, ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,
+# (imports after the version check: E402)
+from pyserini_hybrid.train._data import (ADAPTERS, ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,  # noqa: E402
                                          ZERO_SHOT_LANGUAGES, PairTable, TrainDataError, adapter_options,
                                          default_train_dir, load_source, normalize_text, pair_table)
-from pyserini_hybrid.train._hygiene import (Overlap, ZeroShotLeakError, available_collections, check_zero_shot,
-                                            drop_overlapping, eval_index, find_overlaps)
+from pyserini_hybrid.train._hygiene import (Overlap, ZeroShotLeakError, available_collections,  # noqa: E402
+                                            check_zero_shot, drop_overlapping, eval_index, find_overlaps)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.train._recipe import (STRATEGIES, DataEntry, Recipe, RecipeError, Validation, load_recipe,
@@ -41,10 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
                                                 last_checkpoint, train)
 
 __all__ = ['ADAPTERS', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'STRATEGIES',
-           'BatchRecorder', 'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap', 'PairBatchSampler',
-           'PairTable', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult', 'Validation',
-           'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot', 'checkpoint_dir',
-           'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
+           'BatchRecorder', 'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap',
+           'PairBatchSampler', 'PairTable', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult',
+           'Validation', 'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot',
+           'checkpoint_dir', 'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
            'load_recipe', 'load_source', 'make_samplers', 'normalize_text', 'pair_table', 'parse_recipe', 'train']
 
 # The samplers and the trainer import sentence-transformers (and torch): loaded on first use.
@@ -52,8 +53,8 @@ _LAZY = {'STRATEGIES': '_recipe', 'CrossBatchSampler': '_samplers', 'HybridBatch
          'MonoBatchSampler': '_samplers', 'PairBatchSampler': '_samplers', 'make_samplers': '_samplers',
          'DataEntry': '_recipe', 'Recipe': '_recipe', 'RecipeError': '_recipe', 'Validation': '_recipe',
          'load_recipe': '_recipe', 'parse_recipe': '_recipe',
-         'BatchRecorder': '_trainer', 'TrainError': '_trainer', 'TrainResult': '_trainer', 'checkpoint_dir': '_trainer',
-         'last_checkpoint': '_trainer', 'train': '_trainer'}
+         'BatchRecorder': '_trainer', 'TrainError': '_trainer', 'TrainResult': '_trainer',
+         'checkpoint_dir': '_trainer', 'last_checkpoint': '_trainer', 'train': '_trainer'}
 
 
 def __getattr__(name: str):

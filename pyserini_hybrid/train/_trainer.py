@@ -234,6 +234,8 @@ class BatchRecorder:
         return len(self.sampler)
 
     def __getattr__(self, name: str) -> Any:   # set_epoch, batch_size, ... of the wrapped sampler
+        if 'sampler' not in self.__dict__:      # while unpickling or copying: no wrapped sampler yet
+            raise AttributeError(name)
         return getattr(self.__dict__['sampler'], name)
 
     def __iter__(self) -> Iterator[list[int]]:
