@@ -19,6 +19,7 @@ def test_thai_bigrams_segment_thai_runs_only():
     assert thai_bigrams('abc 12 กข').split() == ['abc', '12', 'กข']
 
 
+@pytest.mark.slow
 def test_every_collection_language_has_an_analyzer_that_runs():
     langs = sorted({lang for langs in COLLECTIONS.values() for lang in langs})
     assert set(langs) <= set(ANALYZERS)
@@ -37,6 +38,7 @@ def xquad(lareqa_dir):
     return load_pool('xquad-r')
 
 
+@pytest.mark.slow
 def test_pretokenized_index_ranks_as_pyserinis_own_language_index(xquad, tmp_path):
     """Same German docs indexed natively (-language de) by Pyserini: same hits and scores."""
     from pyserini.index.lucene import LuceneIndexer
@@ -64,6 +66,7 @@ def test_pretokenized_index_ranks_as_pyserinis_own_language_index(xquad, tmp_pat
     assert compared >= 30
 
 
+@pytest.mark.slow
 def test_mono_en_map_matches_the_measured_reference(xquad, tmp_path):
     """environment.md: BM25 (k1=0.9, b=0.4) Mono-en mAP .817 with Anserini's English analyzer."""
     runs = bm25_runs(xquad, ['lareqa/xquad-r/en'], hits=1000, index_root=tmp_path)
@@ -98,6 +101,7 @@ def test_mono_en_map_matches_the_measured_reference(xquad, tmp_path):
     assert (index_dir / META_FILE).stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_pooled_index_analyses_each_document_in_its_language(fixtures_dir, tmp_path):
     """tiny_multilingual: en/de/zh parallel sentences; each query finds its own language's answer first."""
     docs, langs = [], []

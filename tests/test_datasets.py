@@ -173,7 +173,9 @@ def test_ir_datasets_api(lareqa_dir):
     qrel = next(ds.qrels_iter())
     assert (qrel.query_id, qrel.relevance, qrel.iteration) == (q.query_id, 1, '0')
     assert qrel.doc_id.startswith('en_')
-    assert ds.qrels_defs() == {1: ds.qrels_defs()[1]}
+    # one relevance level, described as the LAReQA paper defines a relevant candidate
+    assert ds.qrels_defs() == {1: 'answer sentence: the candidate whose span holds the answer, in the corpus language'}
+    assert {q.relevance for q in ds.qrels_iter()} == set(ds.qrels_defs())
     doc = ds.documentation()
     assert 'CC BY-SA 4.0' in doc['license'] and 'de' in doc['pretty_name'] and '{' not in doc['desc']
     assert 'CC BY-NC 4.0' in ir_datasets.load('lareqa/mlqa-r').documentation()['license']
@@ -324,6 +326,7 @@ def _java_and_jar() -> tuple[str, str]:
     return str(Path(java_home) / 'bin' / 'java'), glob.glob(os.path.join(jars, 'resources', 'jars', '*.jar'))[0]
 
 
+@pytest.mark.slow
 def test_export_loads_in_pyserini_and_trec_eval(lareqa_dir, tmp_path, capsys):
     export = tmp_path / 'de'
     _cli(capsys, 'export', 'lareqa/xquad-r/de', '--output-dir', str(export))

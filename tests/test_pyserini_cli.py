@@ -40,6 +40,7 @@ def bm25_runs(tmp_path_factory, fixtures_dir) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_every_language_is_analyzed_and_answered(bm25_runs):
     for lang in LANGS:
         run = read_run(bm25_runs / f'run.{lang}.txt')
@@ -49,12 +50,18 @@ def test_every_language_is_analyzed_and_answered(bm25_runs):
             assert run[f'{lang}_q{i}'][0][0] == f'{lang}_{i}', (lang, run)
 
 
+@pytest.mark.slow
 def test_run_is_valid_trec(bm25_runs):
-    for line in (bm25_runs / 'run.zh.txt').read_text().splitlines():
+    lines = (bm25_runs / 'run.zh.txt').read_text().splitlines()
+    qids = set()
+    for line in lines:
         qid, q0, docid, rank, score, tag = line.split()
         assert q0 == 'Q0' and int(rank) >= 1 and float(score) > 0 and tag == 'Anserini'
+        qids.add(qid)
+    assert qids == {'zh_q1', 'zh_q2'} and len(lines) <= 2 * 3   # both questions answered, --hits 3
 
 
+@pytest.mark.slow
 def test_trec_eval_through_plugin(bm25_runs):
     runs = ' '.join(f'run.{lang}.txt' for lang in LANGS)
     (bm25_runs / 'run.all.txt').write_text(''.join((bm25_runs / r).read_text() for r in runs.split()))

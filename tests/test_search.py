@@ -34,6 +34,7 @@ def xquad(lareqa_dir):
     return load_pool('xquad-r')
 
 
+@pytest.mark.slow
 def test_dense_runs_score_each_setting_on_its_own_slice(xquad, tmp_path):
     rng = np.random.default_rng(0)
     dim = 16
@@ -97,6 +98,7 @@ def encoder():
     return Encoder('me5-small-offline', batch_size=16, precision='fp32')
 
 
+@pytest.mark.slow
 def test_cache_encodes_each_text_once_and_survives_partial_and_bad_chunks(encoder, xquad, tmp_path):
     texts = [d.text for d in xquad.docs[::700]][:19]
     texts = texts + texts[:3]  # repeats are encoded once
@@ -140,6 +142,7 @@ def tiny_xquad(fixtures_dir, monkeypatch):
     clear_cache()
 
 
+@pytest.mark.slow
 def test_faiss_index_in_pyserini_layout_answers_like_dense_search(encoder, xquad, tmp_path):
     import faiss
     from pyserini.search.faiss import FaissSearcher
@@ -181,6 +184,7 @@ def test_build_faiss_index_and_embed_pool_share_the_cache(encoder, tiny_xquad, t
     assert np.allclose(index.reconstruct_n(0, index.ntotal), d_emb[de], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_all_settings_dense_bm25_and_fusion(tiny_xquad, tmp_path, capsys):
     from pyserini_hybrid.search.__main__ import main
 

@@ -357,6 +357,7 @@ def _pair_loss(encoder, pairs) -> float:
     return float(np.mean(np.log(np.exp(logits).sum(1)) - np.diag(logits)))
 
 
+@pytest.mark.slow
 def test_smoke_training_through_the_cli(tmp_path, tiny_model, fixture_train_dir, index, monkeypatch):
     from safetensors.torch import load_file
 
@@ -404,6 +405,7 @@ def test_smoke_training_through_the_cli(tmp_path, tiny_model, fixture_train_dir,
     assert _pair_loss(after, pairs) < loss_before
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights(tmp_path, tiny_model, fixture_train_dir, index):
     import torch
     from safetensors.torch import load_file

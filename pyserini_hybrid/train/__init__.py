@@ -12,7 +12,8 @@ The pieces, each usable on its own:
   :class:`HybridBatchSampler` (:class:`MonoBatchSampler`, :class:`CrossBatchSampler`) choosing
   each batch's kind, language and source;
 - strict recipes (:func:`load_recipe`), the zero-shot hygiene check (:func:`check_zero_shot`) and
-  :func:`train`, a thin set-up of ``SentenceTransformerTrainer``.
+  :func:`train`, a thin set-up of ``SentenceTransformerTrainer`` (``batch_log=`` / ``--batch-log``
+  records, through :class:`BatchRecorder`, the sources and languages of every batch it trained on).
 
 Importing this package does not import torch or sentence-transformers; the submodules that need
 them load on first use.
@@ -21,24 +22,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyserini_hybrid.train._data import (ADAPTERS, ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,
+from pyserini_hybrid._versions import check_versions
+
+check_versions()  # one clear line, before a submodule fails on an old sentence-transformers
+
+# (imports after the version check: E402)
+from pyserini_hybrid.train._data import (ADAPTERS, ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,  # noqa: E402
                                          ZERO_SHOT_LANGUAGES, PairTable, TrainDataError, adapter_options,
                                          default_train_dir, load_source, normalize_text, pair_table)
-from pyserini_hybrid.train._hygiene import (Overlap, ZeroShotLeakError, available_collections, check_zero_shot,
-                                            drop_overlapping, eval_index, find_overlaps)
+from pyserini_hybrid.train._hygiene import (Overlap, ZeroShotLeakError, available_collections,  # noqa: E402
+                                            check_zero_shot, drop_overlapping, eval_index, find_overlaps)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.train._recipe import (STRATEGIES, DataEntry, Recipe, RecipeError, Validation, load_recipe,
                                                parse_recipe)
     from pyserini_hybrid.train._samplers import (CrossBatchSampler, HybridBatchSampler, MonoBatchSampler,
                                                  PairBatchSampler, make_samplers)
-    from pyserini_hybrid.train._trainer import TrainError, TrainResult, checkpoint_dir, last_checkpoint, train
+    from pyserini_hybrid.train._trainer import (BatchRecorder, TrainError, TrainResult, checkpoint_dir,
+                                                last_checkpoint, train)
 
 __all__ = ['ADAPTERS', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'STRATEGIES',
-           'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap', 'PairBatchSampler',
-           'PairTable', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult', 'Validation',
-           'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot', 'checkpoint_dir',
-           'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
+           'BatchRecorder', 'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap',
+           'PairBatchSampler', 'PairTable', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult',
+           'Validation', 'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot',
+           'checkpoint_dir', 'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
            'load_recipe', 'load_source', 'make_samplers', 'normalize_text', 'pair_table', 'parse_recipe', 'train']
 
 # The samplers and the trainer import sentence-transformers (and torch): loaded on first use.
@@ -46,8 +53,8 @@ _LAZY = {'STRATEGIES': '_recipe', 'CrossBatchSampler': '_samplers', 'HybridBatch
          'MonoBatchSampler': '_samplers', 'PairBatchSampler': '_samplers', 'make_samplers': '_samplers',
          'DataEntry': '_recipe', 'Recipe': '_recipe', 'RecipeError': '_recipe', 'Validation': '_recipe',
          'load_recipe': '_recipe', 'parse_recipe': '_recipe',
-         'TrainError': '_trainer', 'TrainResult': '_trainer', 'checkpoint_dir': '_trainer',
-         'last_checkpoint': '_trainer', 'train': '_trainer'}
+         'BatchRecorder': '_trainer', 'TrainError': '_trainer', 'TrainResult': '_trainer',
+         'checkpoint_dir': '_trainer', 'last_checkpoint': '_trainer', 'train': '_trainer'}
 
 
 def __getattr__(name: str):

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--keep-checkpoints', action='store_true', help='keep <output>.checkpoints after success')
     parser.add_argument('--dry-run', action='store_true',
                         help='read the corpora and run the zero-shot hygiene check, then stop')
+    parser.add_argument('--batch-log', metavar='JSONL',
+                        help='write one JSON line per training step: its sampler, sources and row languages')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
 
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         from pyserini_hybrid.train._trainer import train
 
         result = train(recipe, train_dir=args.train_dir, resume=args.resume, device=args.device,
-                       progress=not args.quiet, keep_checkpoints=args.keep_checkpoints)
+                       progress=not args.quiet, keep_checkpoints=args.keep_checkpoints,
+                       batch_log=args.batch_log)
     except KeyboardInterrupt:
         from pyserini_hybrid.train._trainer import checkpoint_dir, last_checkpoint
 

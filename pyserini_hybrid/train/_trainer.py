@@ -11,6 +11,7 @@ pooling), a model card (``README.md``) and ``training.json``.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import logging
@@ -18,16 +19,17 @@ import os
 import shutil
 import subprocess
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from pyserini_hybrid._io import atomic_dir, atomic_write, check_output_path
 from pyserini_hybrid.train._data import PairTable, default_train_dir, load_source
 from pyserini_hybrid.train._recipe import Recipe
 
 __all__ = ['TrainResult', 'TrainError', 'train', 'load_tables', 'checkpoint_dir', 'last_checkpoint',
-           'code_version']
+           'code_version', 'BatchRecorder']
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +204,66 @@ def _throughput_callback():
     return Throughput()
 
 
+class BatchRecorder:
+    """Wraps the trainer's training batch sampler and says which rows each trained step used.
+
+    Whatever sampler the trainer built (ours, or sentence-transformers' defaults), every batch it
+    yields is decoded into its source names and the (query, positive) language of each row, and
+    queued; :meth:`trained` takes the entry of the batch a training step is about to use. The
+    queue absorbs the data loader's prefetch (the batch after the last step is never trained on)
+    and, on ``--resume``, the batches the trainer skips to reach the checkpoint's position.
+
+    Parameters
+    ----------
+    sampler : torch.utils.data.BatchSampler
+        The multi-dataset batch sampler the trainer built.
+    dataset : torch.utils.data.ConcatDataset
+        The sources it indexes (datasets made by ``PairTable.to_dataset``).
+    """
+
+    def __init__(self, sampler: Any, dataset: Any) -> None:
+        from pyserini_hybrid.train._data import pair_table
+
+        self.sampler = sampler
+        self.tables = [pair_table(d) for d in dataset.datasets]
+        self.ends = list(dataset.cumulative_sizes)
+        self.sampler_name = f'{type(sampler).__module__}.{type(sampler).__qualname__}'
+        self.pending: deque[tuple[int, dict]] = deque()
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getattr__(self, name: str) -> Any:   # set_epoch, batch_size, ... of the wrapped sampler
+        if 'sampler' not in self.__dict__:      # while unpickling or copying: no wrapped sampler yet
+            raise AttributeError(name)
+        return getattr(self.__dict__['sampler'], name)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for position, batch in enumerate(self.sampler):
+            self.pending.append((position, self.describe(batch)))
+            yield batch
+
+    def describe(self, batch: Sequence[int]) -> dict:
+        """``{'sources': [...], 'rows': [[query lang, positive lang], ...]}`` of one batch of indices."""
+        sources, rows = [], []
+        for index in batch:
+            source = bisect.bisect_right(self.ends, int(index))
+            local = int(index) - (self.ends[source - 1] if source else 0)
+            table = self.tables[source]
+            sources.append(table.name)
+            rows.append(list(table.row_langs(local)))
+        return {'sources': sorted(set(sources)), 'rows': rows}
+
+    def trained(self, global_step: int) -> dict:
+        """The entry of the batch that step ``global_step + 1`` trains on (one batch per step)."""
+        position = global_step % max(1, len(self))
+        while self.pending and self.pending[0][0] != position:   # skipped on resume
+            self.pending.popleft()
+        if not self.pending:
+            raise TrainError(f"batch log: no recorded batch for step {global_step + 1}")
+        return {'step': global_step + 1, 'sampler': self.sampler_name, **self.pending.popleft()[1]}
+
+
 def _freeze_word_embeddings(model: Any) -> int:
     """Stop gradients to the input word embeddings (96M of me5-small's 118M parameters)."""
     frozen = 0
@@ -216,7 +278,8 @@ def _freeze_word_embeddings(model: Any) -> int:
 
 def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume: bool = False,
           device: str | None = None, callbacks: Sequence[Any] = (), progress: bool = True,
-          keep_checkpoints: bool = False, eval_index: dict[str, str] | None = None) -> TrainResult:
+          keep_checkpoints: bool = False, eval_index: dict[str, str] | None = None,
+          batch_log: str | os.PathLike | None = None) -> TrainResult:
     """Train an encoder as ``recipe`` says and write it to ``recipe.output_dir``.
 
     Parameters
@@ -238,6 +301,11 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     eval_index : dict, optional
         Pre-built zero-shot hygiene index (:func:`pyserini_hybrid.train.eval_index`); built from
         XQuAD-R (and MLQA-R when present) by default.
+    batch_log : path, optional
+        Write, as JSON lines, one line per training step of this call: the step, the batch
+        sampler's class, the batch's source names and each row's ``[query language, positive
+        language]`` (see :class:`BatchRecorder`). Written when training returns (completed or
+        stopped); a resumed run logs the steps it trains itself. Single process only.
 
     Raises
     ------
@@ -251,6 +319,10 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     if recipe.output is None:   # the default models/<name>: a fresh clone has no models/ yet
         output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output)
+    if batch_log is not None:
+        check_output_path(batch_log)
+        if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+            raise TrainError("a batch log needs a single training process (WORLD_SIZE is above 1)")
     ckpt_dir = checkpoint_dir(output)
     if output.exists():
         raise TrainError(f"output {output} already exists: choose another --output or remove it")
@@ -356,6 +428,23 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
             loaded = load_sentence_transformer(Path(checkpoint_path), spec, device='cpu')
             self.model.load_state_dict(loaded.state_dict())
 
+        # --batch-log: wrap whatever training sampler is built; each step logs the batch it gets
+        def get_multi_dataset_batch_sampler(self, *args: Any, **kwargs: Any) -> Any:
+            sampler = super().get_multi_dataset_batch_sampler(*args, **kwargs)
+            if batch_log is None:
+                return sampler
+            dataset = kwargs['dataset'] if 'dataset' in kwargs else args[0]
+            recorders.append(BatchRecorder(sampler, dataset))
+            return recorders[-1]
+
+        def training_step(self, *args: Any, **kwargs: Any) -> Any:
+            if recorders:
+                logged.append(recorders[-1].trained(self.state.global_step))
+            return super().training_step(*args, **kwargs)
+
+    recorders: list[BatchRecorder] = []
+    logged: list[dict] = []
+
     trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
                       callbacks=trainer_callbacks)
 
@@ -365,6 +454,9 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     started = time.time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
+    if batch_log is not None:
+        with atomic_write(batch_log) as out:
+            out.writelines(json.dumps(entry, separators=(',', ':')) + '\n' for entry in logged)
     early_stopped = early and any(isinstance(cb, EarlyStoppingCallback) and
                                   cb.early_stopping_patience_counter >= v.patience
                                   for cb in trainer.callback_handler.callbacks)
