@@ -121,6 +121,7 @@ def tiny(tmp_path_factory, fixture_pool):
     return build_tiny_bert(tmp_path_factory.mktemp('tiny_bias'), texts, spec, vocab_size=800)
 
 
+@pytest.mark.slow
 def test_fitted_twice_identical_saved_beside_the_model_and_reloaded(tiny, fixture_pool, tmp_path, monkeypatch):
     from pyserini_hybrid.encoders import Encoder
     from pyserini_hybrid.encoders._bias import bias_texts
@@ -146,6 +147,7 @@ def test_fitted_twice_identical_saved_beside_the_model_and_reloaded(tiny, fixtur
         BiasStats.load(broken)
 
 
+@pytest.mark.slow
 def test_correction_survives_a_faiss_index_round_trip(tiny, fixture_pool, tmp_path, monkeypatch):
     from pyserini.search.faiss import FaissSearcher
 
@@ -171,6 +173,7 @@ def test_correction_survives_a_faiss_index_round_trip(tiny, fixture_pool, tmp_pa
         assert np.allclose([h.score for h in hits], [s for _, s in expected[query.query_id]], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_validation_benchmark_holds_no_xquad_text_and_is_never_trained_on(lareqa_dir, train_dir):
     from pyserini_hybrid.datasets import is_validation_document, load_validation_pool, validation_settings
     from pyserini_hybrid.train import TRAIN_LANGUAGES, load_source, normalize_text
@@ -195,6 +198,7 @@ def test_validation_benchmark_holds_no_xquad_text_and_is_never_trained_on(lareqa
     assert 25 <= len(held) <= 35
 
 
+@pytest.mark.slow
 def test_language_identifier_reads_xquad_text(lareqa_dir):
     from pyserini_hybrid.encoders import identify_languages
 
@@ -207,6 +211,7 @@ def test_language_identifier_reads_xquad_text(lareqa_dir):
     assert min(by_lang.values()) >= 0.9, by_lang
 
 
+@pytest.mark.slow
 def test_cli_rejects_a_bad_correction_before_any_work(tmp_path):
     out = tmp_path / 'run.trec'
     for args in (['-m', 'pyserini_hybrid.search', '--dataset', 'lareqa/xquad-r/en', '--retriever', 'dense',
@@ -220,6 +225,7 @@ def test_cli_rejects_a_bad_correction_before_any_work(tmp_path):
     assert not out.exists() and not (tmp_path / 'report').exists()
 
 
+@pytest.mark.slow
 def test_weight_interpolation_mixes_tensors_and_loads(tiny, tmp_path):
     import shutil
 

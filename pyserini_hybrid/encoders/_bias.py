@@ -48,7 +48,7 @@ BIAS_METHODS = ('none', 'shift', 'center', 'lir', 'lsar')
 # documents of the collection being searched (as a user's own index would allow).
 BIAS_SOURCES = ('ntrex', 'docs')
 # Subspace rank per method, chosen on the NTREX validation benchmark (encoders/README.md).
-DEFAULT_RANK = {'lir': 1, 'lsar': 12}
+DEFAULT_RANK = {'lir': 1, 'lsar': 16}
 STATS_VERSION = 1
 TEXTS_PER_LANGUAGE = 300
 MAX_COMPONENTS = 16

@@ -3,7 +3,7 @@
 Usage::
 
     python -m pyserini_hybrid.eval.validate --encoder me5-small-offline models/me5-small-hybrid \\
-        --bias-correction none shift center lir:1 lsar:8 --output bench/results/validation.json
+        --bias-correction none shift center lir:1 lsar:8 --output encoders/validation/mine.json
 
 Writes the rows as JSON and a markdown table beside it (same name, ``.md``). Choose recipes,
 checkpoints and corrections with these numbers, never with XQuAD-R's or MLQA-R's.

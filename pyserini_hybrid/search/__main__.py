@@ -114,9 +114,10 @@ def _check_args(args: argparse.Namespace) -> list:
     if args.retriever in ('dense', 'fusion') and not (args.retriever == 'fusion' and args.runs_dense):
         from pyserini_hybrid.encoders import get_spec
         get_spec(args.encoder).query_text_prefix(args.task)  # an unknown encoder, a template without a task
-    elif args.task is not None or args.bias_correction != 'none':
-        raise UsageError("--task and --bias-correction are for the dense encoder (--retriever dense, or fusion "
-                         "without --runs-dense)")
+    else:
+        for flag, value in (('--task', args.task), ('--bias-correction', None if args.bias_correction == 'none' else 1)):
+            if value is not None:
+                raise UsageError(f"{flag} is for the dense encoder (--retriever dense, or fusion without --runs-dense)")
     for flag, value in (('--runs-dense', args.runs_dense), ('--runs-bm25', args.runs_bm25)):
         if value is None:
             continue
