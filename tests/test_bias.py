@@ -251,5 +251,5 @@ def test_weight_interpolation_mixes_tensors_and_loads(tiny, tmp_path):
     ends = [interpolate_weights(str(tiny), str(tuned), w, tmp_path / f'w{w}') for w in (0.0, 1.0)]
     assert np.allclose(Encoder(str(ends[0])).encode_passages(texts), Encoder(str(tiny)).encode_passages(texts), atol=1e-6)
     assert np.allclose(Encoder(str(ends[1])).encode_passages(texts), Encoder(str(tuned)).encode_passages(texts), atol=1e-6)
-    assert main(['--base', str(tiny), '--tuned', str(tuned), '--weight', '1.5', '--output', str(tmp_path / 'bad')]) == 2
+    assert main(['--base', str(tiny), '--tuned', str(tuned), '--weight', '3.5', '--output', str(tmp_path / 'bad')]) == 2
     assert not (tmp_path / 'bad').exists()

@@ -2,7 +2,8 @@
 
 ``(1 - weight) * base + weight * tuned`` for every weight tensor; ``weight`` 1 is the tuned model and 0
 the base. Fine-tuning on a small CPU budget can trade a little Mono for Cross/Multi; interpolating
-moves along that trade without training. Choose ``weight`` on the NTREX validation benchmark
+(``weight`` < 1) moves back along that trade without training, and extrapolating (``weight`` > 1, up to
+``MAX_WEIGHT``) moves further along the fine-tuning direction, as a longer run might. Choose ``weight`` on the NTREX validation benchmark
 (``python -m pyserini_hybrid.eval.validate``), never on XQuAD-R.
 
 Usage::
@@ -22,7 +23,9 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ['interpolate_weights']
+__all__ = ['MAX_WEIGHT', 'interpolate_weights']
+
+MAX_WEIGHT = 3.0
 
 _SKIP = {'optimizer.pt', 'scheduler.pt', 'rng_state.pth', 'training_args.bin', 'trainer_state.json'}
 
@@ -37,7 +40,7 @@ def interpolate_weights(base: str | os.PathLike, tuned: str | os.PathLike, weigh
         Encoder names or model directories; both must have the same architecture. Tensors of the tuned
         model that the base lacks are kept as tuned.
     weight
-        Share of the tuned model, in [0, 1].
+        Share of the tuned model, in [0, MAX_WEIGHT] (above 1: extrapolation).
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -45,8 +48,8 @@ def interpolate_weights(base: str | os.PathLike, tuned: str | os.PathLike, weigh
     from pyserini_hybrid._io import atomic_dir
     from pyserini_hybrid.encoders import SPEC_FILE, EncoderError, get_spec, model_path, save_spec
 
-    if not 0.0 <= weight <= 1.0:
-        raise EncoderError(f"interpolation weight must be in [0, 1], got {weight}")
+    if not 0.0 <= weight <= MAX_WEIGHT:
+        raise EncoderError(f"interpolation weight must be in [0, {MAX_WEIGHT:g}], got {weight}")
     base_dir, tuned_dir = Path(model_path(base)), Path(tuned)
     for d in (base_dir, tuned_dir):
         if not (d / 'model.safetensors').is_file():
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog='\n'.join(__doc__.split('\n')[1:]))
     parser.add_argument('--base', required=True, help='base encoder (name or directory)')
     parser.add_argument('--tuned', required=True, help='fine-tuned model directory')
-    parser.add_argument('--weight', type=float, required=True, help='share of the tuned model, in [0, 1]')
+    parser.add_argument('--weight', type=float, required=True, help=f'share of the tuned model, in [0, {MAX_WEIGHT:g}] (above 1: extrapolation)')
     parser.add_argument('--output', required=True, help='model directory to write')
     args = parser.parse_args(argv)
     try:
