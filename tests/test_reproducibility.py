@@ -29,7 +29,8 @@ def _search(retriever: str, output: Path) -> None:
     cmd = [sys.executable, '-m', 'pyserini_hybrid.search', '--dataset', 'lareqa/xquad-r/en',
            '--retriever', retriever, '--hits', '1000', '--output', str(output)]
     if retriever == 'dense':
-        cmd += ['--encoder', 'me5-small-offline']
+        # the pin is the fp32 figure; 'auto' would pick int8 or bf16 depending on the CPU
+        cmd += ['--encoder', 'me5-small-offline', '--precision', 'fp32']
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
