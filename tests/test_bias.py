@@ -106,6 +106,8 @@ def test_bad_corrections_are_one_line_errors(fixture_pool):
         BiasCorrection('shift')
     with pytest.raises(EncoderError, match='rank for lir must be in 1..2'):
         BiasCorrection('lir', stats, rank=5)
+    with pytest.raises(EncoderError, match='rank for lsar must be in 1..20'):
+        BiasCorrection('lsar', stats, rank=21)
     with pytest.raises(EncoderError, match='needs the language of every passage text'):
         BiasCorrection('shift', stats).docs(d)
     assert parse_bias_method('lsar:8') == ('lsar', 8) and parse_bias_method('none') == ('none', None)

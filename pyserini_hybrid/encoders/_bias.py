@@ -267,7 +267,8 @@ class BiasCorrection:
         self.stats = stats
         self.rank = int(rank if rank is not None else DEFAULT_RANK.get(method, 0))
         if method in ('lir', 'lsar'):
-            limit = stats.components['passage'].shape[1] if method == 'lir' else 2 * len(stats.langs) - 1
+            # lsar: 2 sides x L language means, each side centred, span at most 2 (L - 1) directions
+            limit = stats.components['passage'].shape[1] if method == 'lir' else 2 * (len(stats.langs) - 1)
             if not 1 <= self.rank <= limit:
                 raise EncoderError(f"bias rank for {method} must be in 1..{limit}, got {self.rank}")
         self._subspace = self._lsar_subspace() if method == 'lsar' else None
