@@ -259,7 +259,8 @@ def test_pyserini_classes_by_name_on_the_tiny_model(tiny_cache):
 
     from pyserini_hybrid.encoders import HybridDocumentEncoder, HybridQueryEncoder
 
-    query_encoder = HybridQueryEncoder(MDPR, batch_size=2)
+    # fp32: dynamic int8 (what 'auto' picks on CPUs without native bf16) scales activations per batch
+    query_encoder = HybridQueryEncoder(MDPR, batch_size=2, precision='fp32')
     assert isinstance(query_encoder, QueryEncoder)
     one = query_encoder.encode(TINY_TEXTS[0])
     assert one.shape == (32,) and one.dtype == np.float32
