@@ -129,7 +129,7 @@ def test_fitted_twice_identical_saved_beside_the_model_and_reloaded(tiny, fixtur
     from pyserini_hybrid.encoders._bias import bias_texts
 
     monkeypatch.setenv('PYSERINI_HYBRID_CACHE', str(tmp_path / 'cache'))
-    encoder = Encoder(str(tiny))
+    encoder = Encoder(str(tiny), precision='fp32')
     texts = bias_texts('docs', LANGS, pool=fixture_pool)
     assert sorted(texts) == sorted(LANGS) and all(texts.values())
     one, two = fit_bias_stats(encoder, texts, 'docs'), fit_bias_stats(encoder, texts, 'docs')
@@ -157,7 +157,7 @@ def test_correction_survives_a_faiss_index_round_trip(tiny, fixture_pool, tmp_pa
     from pyserini_hybrid.search import dense_search, write_faiss_index
 
     monkeypatch.setenv('PYSERINI_HYBRID_CACHE', str(tmp_path / 'cache'))
-    encoder = Encoder(str(tiny))
+    encoder = Encoder(str(tiny), precision='fp32')
     fix = load_bias_correction(encoder, 'center', source='docs', pool=fixture_pool)
     docs, queries = fixture_pool.docs, fixture_pool.queries
     d_vec = HybridDocumentEncoder(encoder, bias_correction=fix).encode([x.text for x in docs],
@@ -251,7 +251,7 @@ def test_weight_interpolation_mixes_tensors_and_loads(tiny, tmp_path):
     assert json.loads((half / 'interpolation.json').read_text())['weight'] == 0.5
     texts = ['a small test sentence', 'another one']
     ends = [interpolate_weights(str(tiny), str(tuned), w, tmp_path / f'w{w}') for w in (0.0, 1.0)]
-    assert np.allclose(Encoder(str(ends[0])).encode_passages(texts), Encoder(str(tiny)).encode_passages(texts), atol=1e-6)
-    assert np.allclose(Encoder(str(ends[1])).encode_passages(texts), Encoder(str(tuned)).encode_passages(texts), atol=1e-6)
+    assert np.allclose(Encoder(str(ends[0]), precision='fp32').encode_passages(texts), Encoder(str(tiny), precision='fp32').encode_passages(texts), atol=1e-6)
+    assert np.allclose(Encoder(str(ends[1]), precision='fp32').encode_passages(texts), Encoder(str(tuned), precision='fp32').encode_passages(texts), atol=1e-6)
     assert main(['--base', str(tiny), '--tuned', str(tuned), '--weight', '3.5', '--output', str(tmp_path / 'bad')]) == 2
     assert not (tmp_path / 'bad').exists()
