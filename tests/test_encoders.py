@@ -420,3 +420,15 @@ def test_faiss_searcher_end_to_end(me5, lareqa_dir, tmp_path):
     # The model finds most answer sentences (5 paragraphs, one question each).
     found = sum(searcher.search(q, k=1)[0].docid == docids[answer] for q, answer in questions)
     assert found >= len(questions) - 2
+
+
+def test_native_bf16_follows_the_cpu_flags(monkeypatch):
+    """oneDNN says 'bf16 supported' on AVX-512 CPUs that only emulate it: the CPU flags decide."""
+    from pyserini_hybrid.encoders import _model
+
+    monkeypatch.setattr(_model, '_cpu_flags', lambda: {'avx2', 'avx512f', 'avx512_vnni'})
+    assert _model.native_bf16() is False
+    monkeypatch.setattr(_model, '_cpu_flags', lambda: {'avx512f', 'avx512_bf16'})
+    assert _model.native_bf16() is True
+    monkeypatch.setattr(_model, '_cpu_flags', lambda: {'amx_bf16', 'amx_tile'})
+    assert _model.native_bf16() is True

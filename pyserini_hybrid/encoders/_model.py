@@ -21,8 +21,28 @@ from pyserini_hybrid.encoders._registry import PRECISIONS, TRAIN_PRECISIONS, Enc
 __all__ = ['Encoder', 'SmoothedInt8Linear', 'native_bf16', 'quantize_int8', 'resolve_precision']
 
 
+def _cpu_flags() -> set[str] | None:
+    """The CPU feature flags of /proc/cpuinfo (Linux), or None where there is no such file."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as handle:
+            for line in handle:
+                if line.startswith('flags'):
+                    return set(line.partition(':')[2].split())
+    except OSError:
+        return None
+    return None
+
+
 def native_bf16() -> bool:
-    """Whether this machine runs bfloat16 matrix products natively (AVX512-BF16 or AMX)."""
+    """Whether this machine runs bfloat16 matrix products natively (AVX512-BF16 or AMX).
+
+    oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) also says yes on AVX-512 CPUs
+    without AVX512-BF16, where bf16 is emulated and several times slower than fp32; on Linux the CPU
+    flags decide.
+    """
+    flags = _cpu_flags()
+    if flags is not None:
+        return bool({'avx512_bf16', 'amx_bf16'} & flags)
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
