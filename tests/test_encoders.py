@@ -432,3 +432,15 @@ def test_native_bf16_follows_the_cpu_flags(monkeypatch):
     assert _model.native_bf16() is True
     monkeypatch.setattr(_model, '_cpu_flags', lambda: {'amx_bf16', 'amx_tile'})
     assert _model.native_bf16() is True
+
+
+def test_auto_never_resolves_to_emulated_bf16(monkeypatch):
+    """On a CPU without AVX512-BF16/AMX, 'auto' is int8 for inference and fp32 for training, never bf16."""
+    from pyserini_hybrid.encoders import _model
+
+    monkeypatch.setattr(_model, '_cpu_flags', lambda: {'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni'})
+    assert _model.resolve_precision('auto', 'cpu') == 'int8'
+    assert _model.resolve_precision('auto', 'cpu', for_training=True) == 'fp32'
+    monkeypatch.setattr(_model, '_cpu_flags', lambda: {'avx512f', 'avx512_bf16'})
+    assert _model.resolve_precision('auto', 'cpu') == 'bf16'
+    assert _model.resolve_precision('auto', 'cpu', for_training=True) == 'bf16'
