@@ -6,6 +6,7 @@ the Pyserini wrappers alike.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import warnings
@@ -21,13 +22,14 @@ from pyserini_hybrid.encoders._registry import PRECISIONS, TRAIN_PRECISIONS, Enc
 __all__ = ['Encoder', 'SmoothedInt8Linear', 'native_bf16', 'quantize_int8', 'resolve_precision']
 
 
-def _cpu_flags() -> set[str] | None:
+@functools.lru_cache(maxsize=None)   # read once: native_bf16 runs for every Encoder
+def _cpu_flags() -> frozenset[str] | None:
     """The CPU feature flags of /proc/cpuinfo (Linux), or None where there is no such file."""
     try:
         with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as handle:
             for line in handle:
                 if line.startswith('flags'):
-                    return set(line.partition(':')[2].split())
+                    return frozenset(line.partition(':')[2].split())
     except OSError:
         return None
     return None
