@@ -204,6 +204,41 @@ def test_precisions_on_the_tiny_model(tiny_cache):
         torch.set_num_threads(threads)
 
 
+def test_onnx_int8_backend_on_the_tiny_model(tiny_cache):
+    import onnx
+
+    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.encoders._onnx import onnx_model_path
+
+    fp32 = Encoder(MDPR, precision='fp32')
+    ours = Encoder(MDPR, precision='onnx-int8', batch_size=4)
+    path = onnx_model_path(ours)
+    assert path.is_file() and ours.fingerprint[:16] in path.name and ours.fingerprint != fp32.fingerprint
+    # fused and quantised, the FFN down-projections (weight [intermediate, hidden]) left fp32
+    graph = onnx.load(str(path)).graph
+    ops = {node.op_type for node in graph.node}
+    assert {'QAttention', 'SkipLayerNormalization', 'BiasGelu', 'MatMulInteger'} <= ops
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    config = fp32.model[0].auto_model.config
+    down = [n for n in graph.node if n.op_type == 'MatMul'
+            and any(shapes.get(i) == (config.intermediate_size, config.hidden_size) for i in n.input)]
+    assert len(down) == config.num_hidden_layers
+    # mDPR's own modules after the transformer: [CLS] pooling, no normalisation
+    a, b = ours.encode_passages(TINY_TEXTS), fp32.encode_passages(TINY_TEXTS)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert a.dtype == np.float32 and cos.min() > 0.98
+    assert np.allclose(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1), rtol=0.05)
+    assert not np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-3)
+    # a second encoder loads the cached export
+    stamp = path.stat().st_mtime_ns
+    assert np.array_equal(Encoder(MDPR, precision='onnx-int8', batch_size=4).encode_passages(TINY_TEXTS), a)
+    assert path.stat().st_mtime_ns == stamp
+    # a damaged export is one line naming the file
+    path.write_bytes(b'not onnx')
+    with pytest.raises(EncoderError, match=r"^cannot load ONNX model .*onnx-int8-.*delete it to re-export\)$"):
+        Encoder(MDPR, precision='onnx-int8')
+
+
 @pytest.fixture
 def cpu_only(monkeypatch):
     """This machine as one without a GPU; tests then set whether its CPU has native bfloat16."""
@@ -230,12 +265,13 @@ def test_auto_never_resolves_to_emulated_bf16(cpu_only):
 def test_explicit_precisions_pass_through_and_unknown_ones_are_one_line_errors(cpu_only):
     from pyserini_hybrid.encoders import PRECISIONS, TRAIN_PRECISIONS, resolve_precision
 
-    assert PRECISIONS == ('auto', 'fp32', 'bf16', 'int8') and TRAIN_PRECISIONS == ('auto', 'fp32', 'bf16')
+    assert PRECISIONS == ('auto', 'fp32', 'bf16', 'int8', 'onnx-int8')
+    assert TRAIN_PRECISIONS == ('auto', 'fp32', 'bf16')
     for native in (False, True):
         cpu_only(native)
-        for precision in ('fp32', 'bf16', 'int8'):
+        for precision in ('fp32', 'bf16', 'int8', 'onnx-int8'):
             assert resolve_precision(precision, 'cpu') == precision
-    with pytest.raises(EncoderError, match=r"^precision must be one of auto, fp32, bf16, int8, got 'fp16'$"):
+    with pytest.raises(EncoderError, match=r"^precision must be one of auto, fp32, bf16, int8, onnx-int8, got 'fp16'$"):
         resolve_precision('fp16')
     with pytest.raises(EncoderError, match=r"^precision must be one of auto, fp32, bf16, got 'int8'$"):
         resolve_precision('int8', 'cpu', for_training=True)
@@ -385,6 +421,17 @@ def test_int8_stays_close_to_fp32_on_real_text(me5, multilingual):
     a, b = int8.encode_passages(multilingual), me5.encode_passages(multilingual)
     cos = (a * b).sum(1)
     assert cos.mean() >= 0.998 and cos.min() >= 0.995, cos
+
+
+@pytest.mark.slow
+def test_onnx_int8_stays_close_to_fp32_on_real_text(me5, multilingual):
+    from pyserini_hybrid.encoders import Encoder
+
+    ours = Encoder('me5-small-offline', precision='onnx-int8', batch_size=8)
+    a, b = ours.encode_passages(multilingual), me5.encode_passages(multilingual)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)   # the model's Normalize module ran
+    cos = (a * b).sum(1)
+    assert cos.mean() >= 0.995 and cos.min() >= 0.99, cos
 
 
 @pytest.mark.slow

@@ -432,7 +432,7 @@ def test_answer_verdicts_follow_the_outcomes():
     ({'comparisons': '[[hybrid, cross]]'}, r"arm 'cross' is not in 'arms'"),
     ({'alpha': 'true'}, r"'alpha' must be a number, got bool True"),
     ({'evaluation': '{collections: [xquad-r], precision: fp16}'},
-     r"exp\.yaml:\d+: 'evaluation\.precision' must be one of auto, fp32, bf16, int8, got 'fp16'"),
+     r"exp\.yaml:\d+: 'evaluation\.precision' must be one of auto, fp32, bf16, int8, onnx-int8, got 'fp16'"),
     ({'instructions': '{sources: [offline], share: 1.0}'}, r"exp\.yaml:\d+: 'instructions\.share' must be in \(0, 1\)"),
 ])
 def test_bad_config_is_one_clear_line(work, extra, message):

@@ -190,7 +190,14 @@ class Encoder:
 
     def _set_precision(self, precision: str):
         self.int8_layers: list[str] = []
-        if precision == 'int8':
+        self._onnx = None
+        if precision == 'onnx-int8':
+            if self.model.device.type != 'cpu':
+                raise EncoderError("precision 'onnx-int8' runs on CPU only")
+            from pyserini_hybrid.encoders._onnx import load_onnx_int8
+
+            self._onnx = load_onnx_int8(self, torch.get_num_threads())
+        elif precision == 'int8':
             if self.model.device.type != 'cpu':
                 raise EncoderError("precision 'int8' (dynamic quantisation) runs on CPU only")
             self.int8_layers = quantize_int8(self.model)
@@ -229,7 +236,13 @@ class Encoder:
                 idx = order[start:start + self.batch_size]
                 features = self.model.preprocess([inputs[i] for i in idx])
                 features = batch_to_device(features, self.model.device)
-                embeddings = self.model(features)['sentence_embedding']
+                if self._onnx is not None:   # the transformer in onnxruntime, pooling as the model's own
+                    features = self._onnx(features)
+                    for module in list(self.model)[1:]:
+                        features = module(features)
+                    embeddings = features['sentence_embedding']
+                else:
+                    embeddings = self.model(features)['sentence_embedding']
                 out[idx] = embeddings.float().cpu().numpy()
         if self.spec.normalize:
             # Idempotent when the model ends in a Normalize module; required when it does not.

@@ -20,8 +20,8 @@ __all__ = ['DEFAULT_ENCODER', 'PRECISIONS', 'TRAIN_PRECISIONS', 'SPEC_FILE', 'Mo
 DEFAULT_ENCODER = 'me5-small-offline'
 # The one list of precisions (every CLI's choices); 'auto' is resolved per machine by
 # encoders._model.resolve_precision. int8 is for inference only.
-PRECISIONS = ('auto', 'fp32', 'bf16', 'int8')
-TRAIN_PRECISIONS = tuple(p for p in PRECISIONS if p != 'int8')
+PRECISIONS = ('auto', 'fp32', 'bf16', 'int8', 'onnx-int8')
+TRAIN_PRECISIONS = ('auto', 'fp32', 'bf16')   # int8 kinds are inference-only
 SPEC_FILE = 'pyserini_hybrid.json'
 
 _POOLINGS = ('mean', 'cls')
