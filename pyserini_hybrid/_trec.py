@@ -6,8 +6,13 @@ breaks ties by docid *descending*; the tie rule here only decides which tied hit
 """
 from __future__ import annotations
 
+import collections
+import csv
+import io
 import math
+import re
 import os
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -18,6 +23,10 @@ __all__ = ['Run', 'Qrels', 'TrecFormatError', 'read_run', 'write_run', 'read_qre
 
 Run = dict[str, list[tuple[str, float]]]
 Qrels = dict[str, dict[str, int]]
+
+
+# Whitespace that str.split() splits on besides space, tab and line breaks
+_OTHER_WHITESPACE = re.compile('[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')
 
 
 class TrecFormatError(ValueError):
@@ -42,14 +51,20 @@ def write_run(run: Mapping[str, Sequence[tuple[str, float]]], path: str | os.Pat
         raise ValueError(f"run tag must be one word, got {tag!r}")
     with atomic_write(path) as out:
         for qid in sorted(run):
-            ranked = sort_hits(run[qid])
+            ranked = run[qid] if _is_sorted(run[qid]) else sort_hits(run[qid])
             if hits is not None:
                 ranked = ranked[:hits]
-            for rank, (docid, score) in enumerate(ranked, start=1):
-                if not math.isfinite(score):
-                    raise ValueError(f"non-finite score {score} for query {qid}, doc {docid}")
-                out.write(f'{qid} Q0 {docid} {rank} {score:.6f} {tag}\n')
+            if not all(map(math.isfinite, map(itemgetter(1), ranked))):
+                docid, score = next(h for h in ranked if not math.isfinite(h[1]))
+                raise ValueError(f"non-finite score {score} for query {qid}, doc {docid}")
+            out.write(''.join([f'{qid} Q0 {docid} {rank} {score:.6f} {tag}\n'
+                               for rank, (docid, score) in enumerate(ranked, start=1)]))
     return Path(path)
+
+
+def _is_sorted(hits: Sequence[tuple[str, float]]) -> bool:
+    """Whether ``hits`` already are in :func:`sort_hits` order (runs from read_run and fusion are)."""
+    return all(a[1] > b[1] or (a[1] == b[1] and a[0] < b[0]) for a, b in zip(hits, hits[1:]))
 
 
 def read_run(path: str | os.PathLike) -> Run:
@@ -63,6 +78,51 @@ def read_run(path: str | os.PathLike) -> Run:
         When ``path`` does not exist.
     """
     path = Path(path)
+    run = _read_run_columnar(path)
+    return run if run is not None else _read_run_lines(path)
+
+
+def _read_run_columnar(path: Path) -> Run | None:
+    """The same run as :func:`_read_run_lines`, read as columns (~10x faster); None when the file
+    breaks any rule, so that the line reader names the first bad line."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        text = path.read_text(encoding='utf-8')
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except UnicodeDecodeError:
+        return None
+    if _OTHER_WHITESPACE.search(text):   # str.split() splits on these, the C parser does not
+        return None
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=r'\s+', header=None, dtype=object, na_filter=False,
+                            quoting=csv.QUOTE_NONE, engine='c')
+    except pd.errors.EmptyDataError:
+        return {}
+    except (ValueError, pd.errors.ParserError):   # ragged lines
+        return None
+    if frame.shape[1] != 6 or (frame[5] == '').any():   # a short line is padded with ''
+        return None
+    try:
+        scores = np.fromiter(map(float, frame[4]), dtype=np.float64, count=len(frame))   # float(), as the line reader
+        collections.deque(map(int, frame[3]), maxlen=0)
+    except ValueError:
+        return None
+    if not np.isfinite(scores).all() or frame.duplicated([0, 2]).any():
+        return None
+    qid_codes, qids = pd.factorize(frame[0].to_numpy(object))          # first-appearance order, as the line reader
+    doc_codes, _ = pd.factorize(frame[2].to_numpy(object), sort=True)  # codes in docid order: sort_hits' tie rule
+    order = np.lexsort((doc_codes, -scores, qid_codes))
+    docs = frame[2].to_numpy(object)[order].tolist()
+    values = scores[order].tolist()
+    codes = qid_codes[order]
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True]).tolist()
+    return {qids[codes[a]]: list(zip(docs[a:b], values[a:b])) for a, b in zip(bounds[:-1], bounds[1:])}
+
+
+def _read_run_lines(path: Path) -> Run:
     run: Run = {}
     seen: set[tuple[str, str]] = set()
     for lineno, fields in _lines(path):
