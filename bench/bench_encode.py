@@ -14,7 +14,7 @@ every English query and candidate per variant (minutes at fp32).
     python bench/bench_encode.py                         # default run: ~2-3 min on an idle machine
     python bench/bench_encode.py --precisions fp32 bf16 int8 --threads 0 --mono-en
 
-Writes ``bench/results/encode.json`` and ``bench/results/encode.md``. me5-small-offline is
+Writes ``bench/results/encode-<cpu kind>.json`` and ``.md`` (committed: one table per CPU kind). me5-small-offline is
 dequantised 4-bit weights (not the original fp32 checkpoint); say so with any number from it.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,9 @@ import numpy as np
 import pyserini_hybrid  # noqa: F401  (Java set-up, as everywhere)
 from pyserini_hybrid._io import atomic_write
 from pyserini_hybrid.encoders import PRECISIONS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe, line, tag  # noqa: E402  (bench/ is not a package)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 BASELINE = 'st-fp32'
@@ -50,18 +52,6 @@ def sample_texts(collection: str, per_lang: int, data_dir: str | None) -> list[s
     return texts
 
 
-def _cpu() -> dict:
-    info = {'machine': platform.machine(), 'cores': os.cpu_count(), 'python': platform.python_version()}
-    try:
-        text = Path('/proc/cpuinfo').read_text()
-        info['model'] = next(line.split(':', 1)[1].strip() for line in text.splitlines() if line.startswith('model name'))
-        flags = next(line.split(':', 1)[1].split() for line in text.splitlines() if line.startswith('flags'))
-        info['simd'] = sorted(f for f in flags if f.startswith(('avx', 'amx')) or f in ('fma', 'vnni'))
-    except (OSError, StopIteration):
-        pass
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--encoder', default='me5-small-offline')
@@ -75,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads for every variant (default 1; 0 keeps torch's default)")
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--mono-en', action='store_true', help='also score XQuAD-R Mono-en mAP per variant (slow)')
-    p.add_argument('--output', default=str(RESULTS / 'encode'), help='results path without extension')
+    p.add_argument('--output', default=str(RESULTS / f'encode-{tag()}'),
+                   help='results path without extension (default: named by the CPU kind)')
     args = p.parse_args(argv)
 
     import torch
@@ -142,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         'encoder': args.encoder, 'note': 'me5-small-offline = dequantised 4-bit weights, not the original checkpoint',
         'texts': len(texts), 'collection': args.collection, 'per_lang': args.per_lang, 'rounds': args.rounds,
         'batch_size': args.batch_size, 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
-        'bf16_native': native_bf16(), 'cpu': _cpu(), 'loadavg_before': [round(x, 2) for x in load_before],
+        'bf16_native': native_bf16(), 'machine': describe(), 'loadavg_before': [round(x, 2) for x in load_before],
         'loadavg_after': [round(x, 2) for x in os.getloadavg()],
         'int8_layers': len(encoders['int8'].int8_layers) if 'int8' in encoders else None,
         'results': rows,
@@ -193,10 +184,9 @@ def render(result: dict) -> str:
     mono = any('mono_en_map' in row for row in result['results'])
     lines = [f"# Encode throughput: {result['encoder']} ({result['note']})", '',
              f"{result['texts']} XQuAD-R texts (all languages, candidates + questions), batch {result['batch_size']}, "
-             f"{result['torch_threads']} torch threads, {result['rounds']} interleaved rounds; CPU "
-             f"{result['cpu'].get('model', '?')} ({result['cpu'].get('cores')} cores, "
-             f"{' '.join(result['cpu'].get('simd', []))}); native bf16: {result['bf16_native']}; "
+             f"{result['torch_threads']} torch threads, {result['rounds']} interleaved rounds; "
              f"load average {result['loadavg_before'][0]} -> {result['loadavg_after'][0]}.", '',
+             line(result['machine']), '',
              '| variant | texts/s (wall) | speed-up vs st-fp32 | texts per CPU-second | speed-up (CPU time) | '
              'cosine to st-fp32 (mean / min) |' + (' Mono-en mAP |' if mono else ''),
              '|---|---|---|---|---|---|' + ('---|' if mono else '')]

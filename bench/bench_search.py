@@ -15,14 +15,13 @@ the results).
     python bench/bench_search.py                       # all of it (cold cache: ~10 min at fp32 on 2 idle cores)
     python bench/bench_search.py --precision int8 --naive-settings lareqa/xquad-r/en
 
-Writes ``bench/results/search.json`` and ``bench/results/search.md``.
+Writes ``bench/results/search-<cpu kind>.json`` and ``.md`` (committed: one table per CPU kind).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -33,6 +32,9 @@ import pyserini_hybrid  # noqa: F401  (Java set-up before pyserini)
 from pyserini_hybrid._io import atomic_write
 from pyserini_hybrid.encoders import PRECISIONS
 from pyserini_hybrid._trec import write_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe, line, tag  # noqa: E402  (bench/ is not a package)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                    help='embedding cache to start from (default: a new empty one, i.e. a cold start)')
     p.add_argument('--naive-settings', nargs='*', default=['lareqa/xquad-r/en', 'lareqa/xquad-r/en-de'],
                    help='settings timed through the naive pipeline (none: skip it)')
-    p.add_argument('--output', default=str(RESULTS / 'search'), help='results path without extension')
+    p.add_argument('--output', default=str(RESULTS / f'search-{tag()}'),
+                   help='results path without extension (default: named by the CPU kind)')
     args = p.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix='bench_search.'))
@@ -141,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {'benchmark': 'dense search of every setting', 'collection': args.collection, 'encoder': args.encoder,
               'precision': args.precision, 'batch_size': args.batch_size, 'hits': args.hits,
-              'machine': {'cpus': os.cpu_count(), 'python': platform.python_version(), 'platform': platform.platform(),
-                          'load_avg_at_end': os.getloadavg()},
+              'machine': dict(describe(), load_avg_at_end=os.getloadavg()),
               'ours_cold': first, 'ours_warm': warm, 'warm_runs_identical_to_cold': same, 'naive': slow}
     if slow:
         for name, part in (('cold', first), ('warm', warm)):
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                   + f"; the grid encodes {slow['grid_texts']} texts in all (extrapolated linearly)."]
     if same is not None:
         lines += ['', f"Warm-cache runs byte-identical to the cold-cache ones: {same}."]
-    lines += ['', f"Machine: {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f} (other jobs "
+    lines += ['', line(result['machine']), '', f"Load average at the end {os.getloadavg()[0]:.1f} (other jobs "
                   f"shared the CPUs when it is above {os.cpu_count()}). Times are wall clock."]
     with atomic_write(out.with_suffix('.md')) as fh:
         fh.write('\n'.join(lines) + '\n')

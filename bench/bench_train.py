@@ -13,14 +13,13 @@ rows with sentence-transformers' default batch sampler.
     .venv/bin/python bench/bench_train.py                      # ~4-5 min on 2 cores
     .venv/bin/python bench/bench_train.py --steps 30 --base me5-small-offline
 
-Writes ``bench/results/bench_train.json`` and ``.md``.
+Writes ``bench/results/train-<cpu kind>.json`` and ``.md`` (committed: one table per CPU kind).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +30,9 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault('PYSERINI_HYBRID_DATA', str(REPO.parent / 'shared' / 'data' / 'lareqa'))
 
 import pyserini_hybrid  # noqa: E402,F401  (Java set-up first, as everywhere)
+
+sys.path.insert(0, str(REPO / 'bench'))
+from _machine import describe, line, tag  # noqa: E402  (bench/ is not a package)
 
 
 def _recipe(args, output: Path, freeze: bool, precision: str = 'fp32'):
@@ -143,11 +145,11 @@ def main() -> None:
         'runs': runs, 'ours_vs_default': ratio, 'ours_vs_default_cpu': cpu_ratio,
         'threads': torch.get_num_threads(), 'cpus': os.cpu_count(),
         'load_average_before': load_before, 'load_average_after': os.getloadavg(),
-        'python': platform.python_version(), 'torch': torch.__version__,
+        'machine': describe(),
     }
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / 'bench_train.json') as fh:
+    with atomic_write(out / f'train-{tag()}.json') as fh:
         json.dump(report, fh, indent=2)
     lines = [f"# Training throughput ({args.base}, batch {args.batch_size}, max length {args.max_length}, "
              f"{args.steps} steps, {torch.get_num_threads()} threads, data {args.data})", '',
@@ -157,8 +159,8 @@ def main() -> None:
                      f"{r['wall_seconds']:.0f} |")
     lines += ['', f"ours / default: {ratio:.2f}x (wall), {cpu_ratio:.2f}x (CPU time). Load average before/after: "
               f"{', '.join(f'{x:.1f}' for x in load_before)} / {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-              "(other jobs on the machine slow every run alike).", '']
-    with atomic_write(out / 'bench_train.md') as fh:
+              "(other jobs on the machine slow every run alike).", '', line(report['machine']), '']
+    with atomic_write(out / f'train-{tag()}.md') as fh:
         fh.write('\n'.join(lines))
     print('\n'.join(lines))
 
