@@ -63,7 +63,7 @@ def resolve_precision(precision: str, device: str | torch.device | None = None, 
     Parameters
     ----------
     precision : str
-        One of :data:`PRECISIONS` (``'auto'``, ``'fp32'``, ``'bf16'``, ``'int8'``).
+        One of :data:`PRECISIONS` (``'auto'``, ``'fp32'``, ``'bf16'``, ``'int8'``, ``'onnx-int8'``).
     device : str or torch.device, optional
         Where the model runs; default the device sentence-transformers picks (a GPU when present).
     for_training : bool
@@ -72,7 +72,7 @@ def resolve_precision(precision: str, device: str | torch.device | None = None, 
     Returns
     -------
     str
-        ``'fp32'``, ``'bf16'`` or ``'int8'``.
+        ``precision`` when it is not ``'auto'``; else ``'fp32'``, ``'bf16'`` or ``'int8'``.
 
     Raises
     ------
@@ -111,7 +111,9 @@ class Encoder:
         :func:`resolve_precision`); ``'fp32'``; ``'bf16'`` (autocast of matrix products to
         bfloat16: fast only on CPUs with AVX512-BF16/AMX or on GPUs); ``'int8'`` (CPU only:
         dynamic int8 quantisation of the Linears with SmoothQuant-style scaling; FFN
-        down-projections stay fp32; see :func:`quantize_int8`).
+        down-projections stay fp32; see :func:`quantize_int8`); ``'onnx-int8'`` (CPU only: the
+        transformer exported once to a fused, dynamic-int8 ONNX graph run by onnxruntime, pooling
+        by the model's own modules; see :mod:`pyserini_hybrid.encoders._onnx`).
     threads : int, optional
         Sets ``torch.set_num_threads`` (process-wide). Default: torch's own (one per core).
     device : str, optional
