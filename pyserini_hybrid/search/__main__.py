@@ -47,7 +47,7 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_ENCODER, PRECISIONS
-    from pyserini_hybrid.train._instructions import SEARCH_TASK
+    from pyserini_hybrid.encoders._tasks import SEARCH_TASK
 
     p = _Parser(prog='python -m pyserini_hybrid.search', description=__doc__.split('\n\n')[0],
                 epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,7 +153,7 @@ def _dense_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
     import numpy as np
 
     from pyserini_hybrid.encoders import Encoder, load_bias_correction, parse_bias_method
-    from pyserini_hybrid.search._cache import embed_pool, embed_texts
+    from pyserini_hybrid.encoders._cache import embed_pool, embed_texts
     from pyserini_hybrid.search._dense import dense_search, iter_dense_runs
 
     encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads,

@@ -175,7 +175,7 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
         so that queries get the same correction (``HybridQueryEncoder(..., bias_correction=...)``).
     """
     from pyserini_hybrid.datasets import load_pool, parse_dataset_id
-    from pyserini_hybrid.search._cache import embed_texts
+    from pyserini_hybrid.encoders._cache import embed_texts
 
     setting = parse_dataset_id(dataset_id)
     pool = load_pool(setting.collection)
