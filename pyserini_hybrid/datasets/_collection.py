@@ -412,8 +412,14 @@ def load_collection(source: str | os.PathLike, topics: str | os.PathLike | None 
         if topics is not None or qrels is not None:
             raise CollectionError(f"{text}: a LAReQA id brings its own topics and qrels")
         return from_lareqa(text)
-    if path.exists() or os.sep in text and not text.startswith(PREFIX):
+    if path.exists():
         return from_json_collection(path, topics, qrels, lang=lang)
+    import ir_datasets
+
+    if text not in ir_datasets.registry:
+        if path.suffix in ('.json', '.jsonl') or text.startswith(('.', os.sep, '~')):
+            raise CollectionError(f"no such corpus folder or file: {text}")
+        raise CollectionError(f"unknown collection {text!r}: not a folder and not an ir_datasets id")
     collection = from_ir_datasets(text)
     if topics is not None:
         collection = Collection(collection.name, collection.docs, read_topics(topics, lang), collection.qrels)
