@@ -417,7 +417,7 @@ def load_collection(source: str | os.PathLike, topics: str | os.PathLike | None 
     import ir_datasets
 
     if text not in ir_datasets.registry:
-        if path.suffix in ('.json', '.jsonl') or text.startswith(('.', os.sep, '~')):
+        if path.suffix in ('.json', '.jsonl') or text.startswith(('.', os.sep, '~')) or text.endswith(os.sep):
             raise CollectionError(f"no such corpus folder or file: {text}")
         raise CollectionError(f"unknown collection {text!r}: not a folder and not an ir_datasets id")
     collection = from_ir_datasets(text)
