@@ -212,3 +212,40 @@ def test_topics_formats_and_bad_collections(tmp_path, fixtures_dir):
     folder = load_collection(fixtures_dir / 'tiny_multilingual', fixtures_dir / 'tiny_multilingual' / 'topics.tsv',
                              lang='xx')
     assert {d.lang for d in folder.docs} == {'xx'} and len(folder.queries) == 6
+
+
+@pytest.mark.slow
+def test_processes_encode_through_the_sentence_transformers_pool(tiny_xquad, tiny_model, tmp_path):
+    """--processes 2: sentence-transformers' multi-process pool gives the vectors of one process."""
+    import faiss
+
+    folder = export_setting('lareqa/xquad-r/de', tmp_path / 'de')
+    base = ['--corpus', folder, '--encoder', tiny_model, '--precision', 'fp32', '--quiet']
+    _encode(base + ['--index', tmp_path / 'one', '--cache-dir', tmp_path / 'c1'])
+    _encode(base + ['--index', tmp_path / 'two', '--cache-dir', tmp_path / 'c2', '--processes', 2])
+    one, two = (faiss.read_index(str(tmp_path / n / 'index')) for n in ('one', 'two'))
+    assert (tmp_path / 'one' / 'docid').read_text() == (tmp_path / 'two' / 'docid').read_text()
+    assert np.allclose(one.reconstruct_n(0, one.ntotal), two.reconstruct_n(0, two.ntotal), atol=1e-5)
+
+
+def test_bias_correction_of_encode_is_applied_to_the_queries_of_search(tiny_xquad, tiny_model, tmp_path):
+    """encode --bias-correction writes bias.json; search --index corrects the queries alike, as the
+    generic dense path corrects both sides (statistics from the collection's own documents)."""
+    folder = export_setting('lareqa/xquad-r', tmp_path / 'multi')
+    topics = tmp_path / 'topics.jsonl'
+    qids = set(tiny_xquad.qrels_for('lareqa/xquad-r'))
+    topics.write_text(''.join(json.dumps({'qid': q.query_id, 'title': q.text, 'lang': q.lang}) + '\n'
+                              for q in tiny_xquad.queries if q.query_id in qids), encoding='utf-8')
+    fix = ['--bias-correction', 'center', '--bias-source', 'docs']
+    common = ['--encoder', tiny_model, '--precision', 'fp32', '--cache-dir', tmp_path / 'cache']
+    _encode(common + ['--corpus', folder, '--index', tmp_path / 'index', '--quiet'] + fix)
+    assert json.loads((tmp_path / 'index' / 'bias.json').read_text())['method'] == 'center'
+    _search(common + ['--index', tmp_path / 'index', '--topics', topics, '--retriever', 'dense', '--hits', '5',
+                      '--output', tmp_path / 'i.trec'])
+    _search(common + fix + ['--dataset', folder, '--topics', topics, '--retriever', 'dense', '--hits', '5',
+                            '--output', tmp_path / 'd.trec'])
+    _search(common + ['--dataset', folder, '--topics', topics, '--retriever', 'dense', '--hits', '5',
+                      '--output', tmp_path / 'plain.trec'])
+    corrected, plain = read_run(tmp_path / 'd.trec'), read_run(tmp_path / 'plain.trec')
+    assert _ranking(read_run(tmp_path / 'i.trec')) == _ranking(corrected)
+    assert _ranking(corrected) != _ranking(plain)     # the correction did change the Multi rankings

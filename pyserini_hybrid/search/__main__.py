@@ -296,7 +296,8 @@ def _index_iter(args, queries) -> Iterator[tuple[str, Run]]:
     """Dense search of a FAISS index through Pyserini's FaissSearcher and the project's QueryEncoder."""
     import json
 
-    from pyserini_hybrid.encoders import Encoder, load_bias_correction, parse_bias_method
+    from pyserini_hybrid.encoders import (BiasCorrection, BiasStats, Encoder, bias_stats_path, load_bias_correction,
+                                          parse_bias_method)
     from pyserini_hybrid.encoders._pyserini import HybridQueryEncoder
     from pyserini.search.faiss import FaissSearcher
 
@@ -305,14 +306,20 @@ def _index_iter(args, queries) -> Iterator[tuple[str, Run]]:
     print(f"encoder precision: {encoder.precision} (asked: {args.precision}, device {encoder.device})", file=sys.stderr)
     method, rank = parse_bias_method(args.bias_correction)
     recorded = Path(args.index) / 'bias.json'
+    source = args.bias_source
     if method == 'none' and recorded.is_file():   # the correction the index was built with
         info = json.loads(recorded.read_text(encoding='utf-8'))
-        method, rank = info['method'], info.get('rank')
-        if str(info.get('source') or 'ntrex') != 'ntrex' and args.bias_source == 'ntrex':
-            raise UsageError(f"{recorded}: the index was corrected with statistics from {info.get('source')}; "
-                             f"search it with the encode command's --bias-source")
-    fix = load_bias_correction(encoder, method, rank=rank, source=args.bias_source,
-                               log=lambda line: print(line, file=sys.stderr))
+        method, rank, source = info['method'], info.get('rank'), str(info.get('source') or 'ntrex')
+    if source not in ('ntrex', 'docs'):
+        # statistics fitted on the indexed collection's documents by the encode command: saved beside the model
+        path = bias_stats_path(encoder, source)
+        if not path.is_file():
+            raise UsageError(f"{recorded}: the index was corrected with statistics from {source}, which are not at "
+                             f"{path} (encode the corpus again with this encoder)")
+        fix = BiasCorrection(method, BiasStats.load(path), rank)
+    else:
+        fix = load_bias_correction(encoder, method, rank=rank, source=source,
+                                   log=lambda line: print(line, file=sys.stderr))
     if method != 'none':
         print(f"bias correction: {fix.describe()}", file=sys.stderr)
     searcher = FaissSearcher(str(args.index), HybridQueryEncoder(encoder, bias_correction=fix, lang=args.language))
