@@ -14,21 +14,11 @@ import pytest
 import pyserini_hybrid  # noqa: F401  (Java set-up first)
 from conftest import build_tiny_bert
 from pyserini_hybrid._trec import read_run
-from pyserini_hybrid.datasets import (Collection, CollectionError, clear_cache, export_setting, load_collection,
-                                      load_pool, read_topics)
+from pyserini_hybrid.datasets import Collection, CollectionError, export_setting, load_collection, read_topics
 from pyserini_hybrid.encoders import ModelSpec
 from pyserini_hybrid.search import fuse_runs
 
 SETTINGS = ('lareqa/xquad-r/en', 'lareqa/xquad-r/en-de', 'lareqa/xquad-r')   # Mono, Cross, Multi
-
-
-@pytest.fixture()
-def tiny_xquad(fixtures_dir, monkeypatch):
-    monkeypatch.setenv('PYSERINI_HYBRID_DATA', str(fixtures_dir / 'lareqa'))
-    monkeypatch.setenv('PYSERINI_HYBRID_VERIFY', '0')
-    clear_cache()
-    yield load_pool('xquad-r')
-    clear_cache()
 
 
 @pytest.fixture(scope='module')

@@ -132,15 +132,11 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _errors(fn, args) -> int:
-    try:
-        written = fn(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, KeyError) as exc:
-        message = ' '.join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    from pyserini_hybrid._cli import run_reporting_errors
+
+    code, written = run_reporting_errors(fn, args)
+    if code:
+        return code
     paths = written.values() if isinstance(written, dict) else [written]
     print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0

@@ -358,33 +358,9 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
               log: Callable[[str], None] | None = None) -> list[str]:
     """Run (or resume) every unit of ``config``; returns the collections evaluated.
 
-    The report on the finished units is :func:`pyserini_hybrid.experiment.run_experiment`'s step
-    (this module does not import the report module, which reads the units this one writes).
-
-    Parameters
-    ----------
-    config : ExperimentConfig
-    train_dir : path, optional
-        Training corpora folder (default ``$PYSERINI_HYBRID_TRAIN_DATA`` or ../shared/data/train).
-    device : str, optional
-        Training device (``'cpu'`` forces the CPU).
-    progress : bool
-        Show the trainer's progress bars.
-    keep_models : bool
-        Keep each trained model after its evaluation (its ``recipe.yaml`` re-makes it otherwise).
-    report_only : bool
-        Train and evaluate nothing: report on the units already finished.
-    only_arms : sequence of str, optional
-        Run only these arms now (e.g. to spread an experiment over several nights); the report
-        covers every finished unit.
-    log : callable, optional
-        Receives progress lines (default: stderr).
-
-    Raises
-    ------
-    ExperimentError
-        Bad recipe, missing evaluation data, a unit finished under another configuration, an
-        interrupted training run.
+    Parameters and errors are those of :func:`pyserini_hybrid.experiment.run_experiment`, which then
+    reports on the finished units (this module does not import the report module, which reads the
+    units this one writes).
     """
     say = _Log(log)
     unknown = sorted(set(only_arms or ()) - set(config.arms))

@@ -416,15 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset is None and args.index is None:
         parser.error("the following arguments are required: --dataset (or --index with --topics)")
     import pyserini_hybrid  # noqa: F401  (Java set-up before anything imports pyserini)
-    try:
-        written = run(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, KeyError) as exc:
-        message = ' '.join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    from pyserini_hybrid._cli import run_reporting_errors
+
+    code, written = run_reporting_errors(run, args)
+    if code:
+        return code
     where = args.output if args.all_settings else written[0]
     print(f"wrote {len(written)} run file(s) to {where}", file=sys.stderr)
     return 0
