@@ -213,6 +213,10 @@ def test_processes_encode_through_the_sentence_transformers_pool(tiny_xquad, tin
     base = ['--corpus', folder, '--encoder', tiny_model, '--precision', 'fp32', '--quiet']
     _encode(base + ['--index', tmp_path / 'one', '--cache-dir', tmp_path / 'c1'])
     _encode(base + ['--index', tmp_path / 'two', '--cache-dir', tmp_path / 'c2', '--processes', 2])
+    # the default precision (auto: int8 on most CPUs) runs the workers at fp32, the same vectors
+    auto = [a for a in base if a not in ('--precision', 'fp32')]
+    _encode(auto + ['--index', tmp_path / 'auto', '--cache-dir', tmp_path / 'c3', '--processes', 2])
+    assert (tmp_path / 'auto' / 'index').read_bytes() == (tmp_path / 'two' / 'index').read_bytes()
     one, two = (faiss.read_index(str(tmp_path / n / 'index')) for n in ('one', 'two'))
     assert (tmp_path / 'one' / 'docid').read_text() == (tmp_path / 'two' / 'docid').read_text()
     assert np.allclose(one.reconstruct_n(0, one.ntotal), two.reconstruct_n(0, two.ntotal), atol=1e-5)

@@ -12,7 +12,7 @@ Shards (as pyserini.encode: contiguous slices of the corpus, one per --shard-id)
 
 Vectors go through the embedding cache, so an interrupted run resumes where it stopped.
 --processes N encodes through sentence-transformers' multi-process pool (one process per GPU where
-there are GPUs, N CPU processes otherwise). The index is flat inner product unless --index-type
+there are GPUs, N CPU processes otherwise), each worker running the model at fp32. The index is flat inner product unless --index-type
 hnsw or pq; search it with python -m pyserini_hybrid.search --index DIR --topics FILE, or with
 pyserini.search.faiss.FaissSearcher(DIR, HybridQueryEncoder(NAME)).
 """
@@ -115,7 +115,17 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     method, rank = parse_bias_method(args.bias_correction)
     _check_output(args.index, args.embeddings)
     collection = load_collection(args.corpus, lang=args.language)
-    encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads)
+    precision = args.precision
+    if args.processes > 1:
+        # int8 (quantised Linears) cannot be sent to sentence-transformers' worker processes, and
+        # bf16 autocast is not applied inside them: the workers run the fp32 model.
+        if precision in ('int8', 'bf16'):
+            raise EncodeError(f"--processes runs the model at fp32 in each worker: use --precision fp32 or auto, "
+                              f"not {precision}")
+        if precision == 'auto':
+            print("encoder precision: fp32 in each of the --processes workers (auto)", file=sys.stderr)
+            precision = 'fp32'
+    encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=precision, threads=args.threads)
     print(f"encoder precision: {encoder.precision} (asked: {args.precision}, device {encoder.device})", file=sys.stderr)
     fix = load_bias_correction(encoder, method, rank=rank, source=args.bias_source, pool=collection,
                                log=lambda line: print(line, file=sys.stderr))

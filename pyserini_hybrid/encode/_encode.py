@@ -84,6 +84,10 @@ class MultiProcessEncoder:
     def __init__(self, encoder: 'Encoder', processes: int, devices: Sequence[str] | None = None) -> None:
         if processes <= 0:
             raise EncodeError(f"--processes must be positive, got {processes}")
+        if encoder.precision != 'fp32':
+            raise EncodeError(f"multi-process encoding runs the model as it is in each worker: build the Encoder "
+                              f"at precision 'fp32', not {encoder.precision!r} (quantised or autocast models "
+                              f"are not sent to the workers)")
         self.encoder = encoder
         self.spec, self.dim, self.fingerprint = encoder.spec, encoder.dim, encoder.fingerprint
         self.query_prefix, self.passage_prefix = encoder.query_prefix, encoder.passage_prefix
