@@ -457,6 +457,8 @@ def test_bad_topics_through_the_search_command(tiny_model, tmp_path, capsys):
         (['--index', index], "error: --index needs --topics FILE|NAME"),
         (['--index', index, '--topics', tmp_path / 'empty.tsv'], f"error: empty topics: {tmp_path}/empty.tsv has no query"),
         (['--index', corpus, '--topics', tmp_path / 'empty.tsv'], f"error: --index {corpus}: missing index"),
+        (['--index', index, '--topics', tmp_path / 'empty.tsv', '--retriever', 'fusion', '--runs-dense', out],
+         "error: --runs-dense and --index are exclusive"),
         (['--index', index, '--topics', tmp_path / 'empty.tsv', '--retriever', 'fusion'],
          "error: fusion over --index needs your BM25 run: --runs-bm25 FILE"),
         (['--dataset', corpus, '--topics', tmp_path / 'empty.tsv', '--all-settings'],

@@ -1,4 +1,7 @@
-"""Search LAReQA settings: dense (embed once, matrix search), BM25 through Pyserini, and fusion.
+"""Search any collection (:func:`pyserini_hybrid.datasets.load_collection`: a JsonCollection folder with
+topics, any ir_datasets id, LAReQA settings): dense (embed once, matrix search), BM25 through
+Pyserini, and fusion; a FAISS index written by :mod:`pyserini_hybrid.encode` is searched through
+Pyserini's ``FaissSearcher`` (``python -m pyserini_hybrid.search --index DIR --topics FILE``).
 
 - :func:`embed_pool` embeds a collection's queries and candidates once per model, through an
   on-disk cache; :func:`dense_runs` then scores any settings as slices of those vectors.

@@ -145,6 +145,8 @@ def _check_args(args: argparse.Namespace) -> list:
             raise UsageError("--all-settings is for LAReQA-like collections (--dataset lareqa/...)")
         if args.retriever == 'bm25':
             raise UsageError("--index is a dense index: use --retriever dense, or fusion with --runs-bm25 FILE")
+        if args.runs_dense is not None:
+            raise UsageError("--runs-dense and --index are exclusive (the index gives the dense run)")
         if args.retriever == 'fusion' and args.runs_bm25 is None:
             raise UsageError("fusion over --index needs your BM25 run: --runs-bm25 FILE")
         for name in ('index', 'docid'):
