@@ -35,6 +35,18 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+@pytest.fixture()
+def tiny_xquad(fixtures_dir, monkeypatch):
+    """The hand-made XQuAD-R fixture (all 11 languages, a few sentences each) as the data source."""
+    from pyserini_hybrid.datasets import clear_cache, load_pool
+
+    monkeypatch.setenv('PYSERINI_HYBRID_DATA', str(fixtures_dir / 'lareqa'))
+    monkeypatch.setenv('PYSERINI_HYBRID_VERIFY', '0')
+    clear_cache()
+    yield load_pool('xquad-r')
+    clear_cache()
+
+
 @pytest.fixture(scope='session')
 def instruction_model(tmp_path_factory) -> Path:
     """A tiny sentence-transformers model whose spec has the E5-instruct template: it needs a task.

@@ -394,3 +394,113 @@ def test_killed_training_leaves_no_model_and_resumes_through_the_train_command(t
     assert subprocess.run(argv_whole + ['--batch-log', str(whole)], cwd=REPO, capture_output=True,
                           timeout=600).returncode == 0
     assert [json.loads(line) for line in whole.read_text().splitlines()][5:] == resumed_log
+
+
+# ------------------------------------------------------- collections: encode and generic search (#34 - #38)
+
+def _corpus(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / 'docs.jsonl').write_text('{"id": "d1", "contents": "Paris is in France.", "lang": "en"}\n'
+                                       '{"id": "d2", "contents": "Berlin is in Germany.", "lang": "en"}\n',
+                                       encoding='utf-8')
+    return folder
+
+
+def _earlier_index(tmp_path: Path) -> Path:
+    import numpy as np
+
+    from pyserini_hybrid.search import write_faiss_index
+
+    return write_faiss_index(tmp_path / 'index', np.eye(2, 4, dtype=np.float32), ['d1', 'd2'])
+
+
+@pytest.mark.parametrize('corpus, message', [
+    ('missing-folder/', 'error: no such corpus folder or file: missing-folder/'),
+    ('no-such/collection', "error: unknown collection 'no-such/collection': not a folder and not an ir_datasets id"),
+    ('bad', "bad.jsonl:2: a document needs 'id' and 'contents'"),
+])
+def test_bad_corpus_through_the_encode_and_search_commands(tiny_model, tmp_path, capsys, monkeypatch, corpus, message):
+    """#34: a missing folder, an unknown id, a malformed record: one line, the earlier index and run kept."""
+    from pyserini_hybrid.encode.__main__ import main as encode
+    from pyserini_hybrid.search.__main__ import main as search
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'bad' / 'bad.jsonl').write_text('{"id": "d1", "contents": "x"}\n{"contents": "y"}\n')
+    _earlier_index(tmp_path)
+    (tmp_path / 'run.trec').write_text('q1 Q0 d1 1 1.000000 previous\n')
+    (tmp_path / 'topics.tsv').write_text('q1\tWhere is Paris?\n')
+    before = snapshot(tmp_path)
+    code, line = run_cli(encode, ['--corpus', corpus, '--encoder', tiny_model, '--index', tmp_path / 'index'], capsys)
+    assert code == 2 and message in line
+    code, line = run_cli(search, ['--dataset', corpus, '--topics', 'topics.tsv', '--retriever', 'dense',
+                                  '--encoder', tiny_model, '--output', 'run.trec'], capsys)
+    assert code == 2 and message in line
+    assert snapshot(tmp_path) == before
+
+
+def test_bad_topics_through_the_search_command(tiny_model, tmp_path, capsys):
+    """#35: a missing topics file, empty topics, --index without topics: one line, the earlier run kept."""
+    from pyserini_hybrid.search.__main__ import main
+
+    corpus = _corpus(tmp_path / 'corpus')
+    index = _earlier_index(tmp_path)
+    (tmp_path / 'empty.tsv').write_text('\n')
+    out = tmp_path / 'run.trec'
+    out.write_text('q1 Q0 d1 1 1.000000 previous\n')
+    before = snapshot(tmp_path)
+    base = ['--retriever', 'dense', '--encoder', tiny_model, '--output', out]
+    cases = [
+        (['--dataset', corpus, '--topics', tmp_path / 'missing.tsv'], f"error: no such topics file: {tmp_path}/missing.tsv"),
+        (['--dataset', corpus, '--topics', tmp_path / 'empty.tsv'], f"error: empty topics: {tmp_path}/empty.tsv has no query"),
+        (['--dataset', corpus], f"error: empty topics: {corpus} has no query (give --topics FILE|NAME)"),
+        (['--index', index], "error: --index needs --topics FILE|NAME"),
+        (['--index', index, '--topics', tmp_path / 'empty.tsv'], f"error: empty topics: {tmp_path}/empty.tsv has no query"),
+        (['--index', corpus, '--topics', tmp_path / 'empty.tsv'], f"error: --index {corpus}: missing index"),
+        (['--index', index, '--topics', tmp_path / 'empty.tsv', '--retriever', 'fusion', '--runs-dense', out],
+         "error: --runs-dense and --index are exclusive"),
+        (['--index', index, '--topics', tmp_path / 'empty.tsv', '--retriever', 'fusion'],
+         "error: fusion over --index needs your BM25 run: --runs-bm25 FILE"),
+        (['--dataset', corpus, '--topics', tmp_path / 'empty.tsv', '--all-settings'],
+         "error: --all-settings is for LAReQA-like collections"),
+    ]
+    for extra, message in cases:
+        code, line = run_cli(main, base + extra, capsys)
+        assert code == 2 and line.startswith(message), (extra, line)
+    assert snapshot(tmp_path) == before
+
+
+def test_bad_shards_and_merges_through_the_encode_command(tiny_model, tmp_path, capsys):
+    """#36: shard numbers out of range, nothing to write, merging a non-flat shard or a shard twice:
+    one line, the earlier merged index kept."""
+    import numpy as np
+
+    from pyserini_hybrid.encode import make_faiss_index
+    from pyserini_hybrid.encode.__main__ import main
+    from pyserini_hybrid.search import write_faiss_index
+
+    corpus = _corpus(tmp_path / 'corpus')
+    flat = _earlier_index(tmp_path)
+    hnsw = write_faiss_index(tmp_path / 'hnsw', np.eye(2, 4, dtype=np.float32), ['d3', 'd4'],
+                             index=make_faiss_index(4, 'hnsw', hnsw_m=4))
+    merged = write_faiss_index(tmp_path / 'merged', np.eye(1, 4, dtype=np.float32), ['d0'])
+    before = snapshot(tmp_path)
+    base = ['--corpus', corpus, '--encoder', tiny_model]
+    cases = [
+        (base + ['--index', tmp_path / 'out', '--shard-id', '2', '--shard-num', '2'],
+         'error: need 0 <= --shard-id < --shard-num, got shard 2 of 2'),
+        (base + ['--index', tmp_path / 'out', '--shard-num', '0'], 'error: need 0 <= --shard-id < --shard-num'),
+        (base, 'error: nothing to write: give --index DIR and/or --embeddings FILE'),
+        (base + ['--index', tmp_path / 'out', '--processes', '0'], 'error: --processes must be positive, got 0'),
+        (base + ['--index', tmp_path / 'out', '--processes', '2', '--precision', 'int8'],
+         'error: --processes runs the model at fp32 in each worker: use --precision fp32 or auto, not int8'),
+        (['merge', '--shards', flat, hnsw, '--index', merged], f"error: {hnsw}: not a flat index"),
+        (['merge', '--shards', flat, flat, '--index', merged], "error: docid 'd1' is in more than one shard"),
+        (['merge', '--shards', flat, tmp_path / 'corpus', '--index', merged], f"error: {corpus}: missing index"),
+        (['merge', '--shards', flat, '--index', merged, '--index-type', 'pq', '--pq-m', '3'],
+         'error: --pq-m 3 must be positive and divide the dimension 4'),
+    ]
+    for argv, message in cases:
+        code, line = run_cli(main, argv, capsys)
+        assert code == 2 and line.startswith(message), (argv, line)
+    assert snapshot(tmp_path) == before

@@ -8,7 +8,7 @@ import pytest
 
 import pyserini_hybrid  # noqa: F401  (Java set-up first)
 from pyserini_hybrid._trec import read_run, write_run
-from pyserini_hybrid.datasets import clear_cache, list_settings, load_pool, run_filename
+from pyserini_hybrid.datasets import list_settings, load_pool, run_filename
 from pyserini_hybrid.search import (dense_runs, dense_search, embed_pool, embed_texts, fuse_runs, top_k,
                                     write_faiss_index)
 
@@ -130,16 +130,6 @@ def test_cache_encodes_each_text_once_and_survives_partial_and_bad_chunks(encode
     assert counting.encoded == 21 + damaged and np.allclose(repaired, full, atol=1e-5)
     # No temporary file is ever left next to the chunks.
     assert not list((tmp_path / encoder.fingerprint / 'passage').glob('.*'))
-
-
-@pytest.fixture()
-def tiny_xquad(fixtures_dir, monkeypatch):
-    """The hand-made XQuAD-R fixture (all 11 languages, a few sentences each) as the data source."""
-    monkeypatch.setenv('PYSERINI_HYBRID_DATA', str(fixtures_dir / 'lareqa'))
-    monkeypatch.setenv('PYSERINI_HYBRID_VERIFY', '0')
-    clear_cache()
-    yield load_pool('xquad-r')
-    clear_cache()
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from pyserini_hybrid.datasets._ids import COLLECTIONS
-from pyserini_hybrid.datasets._lareqa import LareqaDataError
+from pyserini_hybrid.datasets._errors import LareqaDataError
 
 __all__ = ['DATA_ENV', 'OFFLINE_ENV', 'VERIFY_ENV', 'downloads', 'collection_files', 'fetch', 'file_md5',
            'is_available']

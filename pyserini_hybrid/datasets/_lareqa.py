@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
+from pyserini_hybrid.datasets._download import collection_files
+from pyserini_hybrid.datasets._errors import LareqaDataError
 from pyserini_hybrid.datasets._ids import COLLECTIONS, Setting, parse_dataset_id
 
 if TYPE_CHECKING:
@@ -21,10 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ['LareqaDoc', 'LareqaQuery', 'LareqaDataError', 'ParsedFile', 'parse_file', 'Pool', 'load_pool',
            'clear_cache']
-
-
-class LareqaDataError(ValueError):
-    """A bad, missing or checksum-mismatched LAReQA data file; the message names the file."""
 
 
 class LareqaDoc(NamedTuple):
@@ -289,8 +287,6 @@ def load_pool(collection: str, *, data_dir: str | os.PathLike | None = None,
     LareqaDataError
         Missing, corrupt or malformed files (one line naming the file).
     """
-    from pyserini_hybrid.datasets._download import collection_files
-
     files = collection_files(collection, data_dir=data_dir, verify=verify, download=download)
     key = (collection,) + tuple((lang, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
                                 for lang, p in files.items())

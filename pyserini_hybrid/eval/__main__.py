@@ -45,7 +45,7 @@ def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tupl
 def build_parser() -> argparse.ArgumentParser:
     from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_RANK, PRECISIONS
     from pyserini_hybrid.eval._significance import DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES
-    from pyserini_hybrid.train._instructions import SEARCH_TASK
+    from pyserini_hybrid.encoders._tasks import SEARCH_TASK
 
     parser = argparse.ArgumentParser(prog='python -m pyserini_hybrid.eval', description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -82,7 +82,7 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         The collection (``pyserini_hybrid.datasets.load_pool``).
     q_emb, d_emb
         Query vectors aligned with ``pool.queries``, doc vectors aligned with ``pool.docs``
-        (what ``pyserini_hybrid.search.embed_pool`` returns).
+        (what ``pyserini_hybrid.encoders._cache.embed_pool`` returns).
     settings
         Settings or dataset ids (default: every setting of the collection).
     similarity
@@ -173,7 +173,7 @@ def exact_from_encoder(pool: 'Pool', encoder: str, settings: Iterable['Setting |
                        bias_rank: int | None = None, bias_source: str = 'ntrex') -> dict[str, SettingResult]:
     """:func:`exact_scores` for an encoder name or model directory, vectors from the search cache.
 
-    Embeds the pool once with ``pyserini_hybrid.search.embed_pool`` (cached on disk) and scores with
+    Embeds the pool once with ``pyserini_hybrid.encoders._cache.embed_pool`` (cached on disk) and scores with
     the encoder's own similarity (its registry spec). ``batch_size``, ``precision``, ``threads`` and
     ``task`` (for an instruction template) are the :class:`~pyserini_hybrid.encoders.Encoder`'s;
     ``bias_correction`` / ``bias_rank`` / ``bias_source`` choose a language-bias correction
@@ -197,10 +197,7 @@ def exact_with_corrections(pool: 'Pool', encoder: str, corrections: Sequence[tup
     correction.
     """
     from pyserini_hybrid.encoders import Encoder, load_bias_correction
-    try:
-        from pyserini_hybrid.search import embed_pool
-    except ImportError as exc:  # the search package is what embeds pools; say so plainly
-        raise RuntimeError(f"exact mode needs pyserini_hybrid.search.embed_pool: {exc}") from None
+    from pyserini_hybrid.encoders._cache import embed_pool
 
     model = Encoder(encoder, batch_size=batch_size, precision=precision, threads=threads, task=task)
     fixes = [load_bias_correction(model, method, rank=rank, source=bias_source, pool=pool, log=log)

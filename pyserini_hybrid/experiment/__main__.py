@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyserini_hybrid  # noqa: F401  (Java set-up and dataset registration first)
     from pyserini_hybrid.experiment._config import ExperimentError, load_config
-    from pyserini_hybrid.experiment._runner import DONE_FILE, TRAINED_ARMS, arm_recipes, plan, run_experiment
+    from pyserini_hybrid.experiment._experiment import run_experiment
+    from pyserini_hybrid.experiment._runner import DONE_FILE, TRAINED_ARMS, arm_recipes, plan
 
     try:
         if args.threads is not None:

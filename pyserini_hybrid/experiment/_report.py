@@ -88,12 +88,9 @@ def _seed_level(a: Mapping[int, dict], b: Mapping[int, dict], key: str) -> dict:
     diffs = [b[s][key] - a[s][key] for s in seeds]
     out: dict[str, Any] = {'seeds': seeds, 'diffs': diffs, 'p_t': None}
     if len(diffs) >= 2:
-        from scipy import stats
+        from pyserini_hybrid.eval import paired_t_test  # eval's test: one implementation
 
-        if all(d == diffs[0] for d in diffs):
-            out['p_t'] = 1.0 if diffs[0] == 0 else 0.0
-        else:
-            out['p_t'] = float(stats.ttest_1samp(diffs, 0.0).pvalue)
+        out['p_t'] = paired_t_test([b[s][key] for s in seeds], [a[s][key] for s in seeds])
     return out
 
 

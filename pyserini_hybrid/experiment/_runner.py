@@ -31,7 +31,7 @@ from pyserini_hybrid._io import atomic_write
 from pyserini_hybrid.experiment._config import ARMS, ExperimentConfig, ExperimentError
 
 __all__ = ['Unit', 'plan', 'arm_recipes', 'recipe_yaml', 'available_collections', 'evaluate_model',
-           'run_experiment', 'load_unit_results', 'DONE_FILE', 'RESULTS_FORMAT']
+           'run_units', 'load_unit_results', 'DONE_FILE', 'RESULTS_FORMAT']
 
 DONE_FILE = 'done.json'
 RESULTS_FORMAT = 'results-{collection}.json.gz'
@@ -105,7 +105,7 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
     hybrid+instruct the instruction source gets ``instructions.share`` of the batches when it is
     set (recipe option ``data[].share``), else its share follows its size x ``instructions.weight``.
     """
-    from pyserini_hybrid.train._instructions import INSTRUCT_TEMPLATE
+    from pyserini_hybrid.encoders._tasks import INSTRUCT_TEMPLATE
 
     if arm not in TRAINED_ARMS:
         raise ValueError(f"arm {arm!r} is not trained")
@@ -199,7 +199,7 @@ def eval_precision(config: ExperimentConfig) -> str:
 
 def _encoder(model: str, config: ExperimentConfig):
     from pyserini_hybrid.encoders import Encoder, get_spec
-    from pyserini_hybrid.train._instructions import SEARCH_TASK
+    from pyserini_hybrid.encoders._tasks import SEARCH_TASK
 
     ev = config.evaluation
     template = get_spec(model).query_instruction or ''
@@ -237,7 +237,7 @@ def _embed(pool: Any, encoder: Any):
     may already have filled; a trained model is embedded once, so its cache is temporary.
     """
     from pyserini_hybrid.encoders import REGISTRY
-    from pyserini_hybrid.search import embed_pool
+    from pyserini_hybrid.encoders._cache import embed_pool
 
     if encoder.spec.name in REGISTRY:
         return embed_pool(pool, encoder)
@@ -352,36 +352,15 @@ class _Log:
         self.log(f'[experiment] {msg}')
 
 
-def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | None = None,
-                   device: str | None = None, progress: bool = False, keep_models: bool = False,
-                   report_only: bool = False, only_arms: Sequence[str] | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) every unit of ``config``, then write the report; returns the report dict.
+def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None = None,
+              device: str | None = None, progress: bool = False, keep_models: bool = False,
+              report_only: bool = False, only_arms: Sequence[str] | None = None,
+              log: Callable[[str], None] | None = None) -> list[str]:
+    """Run (or resume) every unit of ``config``; returns the collections evaluated.
 
-    Parameters
-    ----------
-    config : ExperimentConfig
-    train_dir : path, optional
-        Training corpora folder (default ``$PYSERINI_HYBRID_TRAIN_DATA`` or ../shared/data/train).
-    device : str, optional
-        Training device (``'cpu'`` forces the CPU).
-    progress : bool
-        Show the trainer's progress bars.
-    keep_models : bool
-        Keep each trained model after its evaluation (its ``recipe.yaml`` re-makes it otherwise).
-    report_only : bool
-        Train and evaluate nothing: report on the units already finished.
-    only_arms : sequence of str, optional
-        Run only these arms now (e.g. to spread an experiment over several nights); the report
-        covers every finished unit.
-    log : callable, optional
-        Receives progress lines (default: stderr).
-
-    Raises
-    ------
-    ExperimentError
-        Bad recipe, missing evaluation data, a unit finished under another configuration, an
-        interrupted training run.
+    Parameters and errors are those of :func:`pyserini_hybrid.experiment.run_experiment`, which then
+    reports on the finished units (this module does not import the report module, which reads the
+    units this one writes).
     """
     say = _Log(log)
     unknown = sorted(set(only_arms or ()) - set(config.arms))
@@ -460,13 +439,7 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
             for recipe in recipes:
                 shutil.rmtree(recipe.output_dir, ignore_errors=True)
 
-    from pyserini_hybrid.experiment._report import build_experiment_report, write_experiment_report
-
-    report = build_experiment_report(config, collections)
-    if report['collections'] or not report_only:
-        paths = write_experiment_report(report, out_dir)
-        say(f"report: {', '.join(str(p) for p in paths)}")
-    return report
+    return collections
 
 
 def _summary(results: Mapping[str, Any]) -> dict:

@@ -1,4 +1,7 @@
-"""Search LAReQA settings: dense (embed once, matrix search), BM25 through Pyserini, and fusion.
+"""Search any collection (:func:`pyserini_hybrid.datasets.load_collection`: a JsonCollection folder with
+topics, any ir_datasets id, LAReQA settings): dense (embed once, matrix search), BM25 through
+Pyserini, and fusion; a FAISS index written by :mod:`pyserini_hybrid.encode` is searched through
+Pyserini's ``FaissSearcher`` (``python -m pyserini_hybrid.search --index DIR --topics FILE``).
 
 - :func:`embed_pool` embeds a collection's queries and candidates once per model, through an
   on-disk cache; :func:`dense_runs` then scores any settings as slices of those vectors.
@@ -13,7 +16,7 @@ pyserini nor the JVM.
 """
 from pyserini_hybrid.search._bm25 import (ANALYZERS, BM25_B, BM25_K1, bm25_index_for, bm25_runs, bm25_search,
                                           build_bm25_index, default_index_root, iter_bm25_runs, thai_bigrams)
-from pyserini_hybrid.search._cache import cache_root, embed_pool, embed_texts, embedding_cache_dir
+from pyserini_hybrid.encoders._cache import cache_root, embed_pool, embed_texts, embedding_cache_dir
 from pyserini_hybrid.search._dense import (build_faiss_index, dense_runs, dense_search, iter_dense_runs, top_k,
                                            write_faiss_index)
 from pyserini_hybrid.search._fusion import FUSION_METHODS, fuse_runs

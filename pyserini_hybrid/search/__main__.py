@@ -1,6 +1,15 @@
-"""Search LAReQA settings and write TREC runs.
+"""Search any collection (a corpus folder, an ir_datasets id, a FAISS index, LAReQA) and write TREC runs.
 
-One setting::
+Your own corpus: a Pyserini JsonCollection folder with its topics (TSV, JSON, JSONL or a Pyserini
+topics name), or an index written by ``python -m pyserini_hybrid.encode`` (searched through
+Pyserini's ``FaissSearcher`` with the project's query encoder), fused with your own BM25 run::
+
+    python -m pyserini_hybrid.search --dataset corpus/ --topics topics.tsv --retriever dense --output run.trec
+    python -m pyserini_hybrid.search --index indexes/corpus --topics topics.tsv --retriever dense --output run.trec
+    python -m pyserini_hybrid.search --index indexes/corpus --topics topics.tsv --retriever fusion \\
+        --runs-bm25 run.bm25.trec --output run.fusion.trec
+
+One LAReQA setting::
 
     python -m pyserini_hybrid.search --dataset lareqa/xquad-r/en --retriever dense \\
         --encoder me5-small-offline --output run.en.trec
@@ -47,13 +56,23 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     from pyserini_hybrid.encoders import BIAS_METHODS, BIAS_SOURCES, DEFAULT_ENCODER, PRECISIONS
-    from pyserini_hybrid.train._instructions import SEARCH_TASK
+    from pyserini_hybrid.encoders._tasks import SEARCH_TASK
 
     p = _Parser(prog='python -m pyserini_hybrid.search', description=__doc__.split('\n\n')[0],
                 epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--dataset', required=True, metavar='ID',
-                   help="setting id, e.g. lareqa/xquad-r/en (Mono), lareqa/xquad-r/en-de (Cross), lareqa/xquad-r "
-                        "(Multi); with --all-settings, any id of the collection")
+    p.add_argument('--dataset', default=None, metavar='PATH|ID',
+                   help="a JsonCollection folder (with --topics), any ir_datasets id, or a LAReQA setting id, e.g. "
+                        "lareqa/xquad-r/en (Mono), lareqa/xquad-r/en-de (Cross), lareqa/xquad-r (Multi); with "
+                        "--all-settings, any id of the collection")
+    p.add_argument('--index', default=None, metavar='DIR',
+                   help="a FAISS index in Pyserini's layout (index + docid, from python -m pyserini_hybrid.encode), "
+                        "searched with FaissSearcher; needs --topics")
+    p.add_argument('--topics', default=None, metavar='FILE|NAME',
+                   help="topics: TSV (qid TAB text), JSON, JSONL or a Pyserini topics name (for --index or a folder; "
+                        "for an ir_datasets id it replaces the id's queries)")
+    p.add_argument('--language', default=None, metavar='LANG',
+                   help="language of texts that name none (BM25 analyzer, bias correction); default: the corpus's "
+                        "one language, else identified")
     p.add_argument('--retriever', required=True, choices=RETRIEVERS)
     p.add_argument('--encoder', default=DEFAULT_ENCODER, metavar='NAME',
                    help=f"dense encoder: registry name or model directory (default {DEFAULT_ENCODER})")
@@ -84,12 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help='where BM25 indexes are built once (default $PYSERINI_HYBRID_CACHE/indexes)')
     p.add_argument('--cache-dir', default=None, metavar='DIR',
                    help='embedding cache (default $PYSERINI_HYBRID_CACHE/embeddings)')
-    p.add_argument('--runs-dense', default=None, metavar='DIR', help='fusion: reuse dense runs from this directory')
-    p.add_argument('--runs-bm25', default=None, metavar='DIR', help='fusion: reuse BM25 runs from this directory')
+    p.add_argument('--runs-dense', default=None, metavar='FILE|DIR',
+                   help='fusion: reuse a dense run file (a directory of runs with --all-settings)')
+    p.add_argument('--runs-bm25', default=None, metavar='FILE|DIR',
+                   help="fusion: your own BM25 (or any TREC) run file, e.g. from pyserini.search.lucene (a directory "
+                        "of runs with --all-settings)")
     p.add_argument('--all-settings', action='store_true',
                    help="every Mono, Cross and Multi setting of the dataset's collection; --output is a directory")
     p.add_argument('--output', required=True, metavar='FILE|DIR', help='run file (a directory with --all-settings)')
     return p
+
+
+def _is_lareqa(args: argparse.Namespace) -> bool:
+    from pyserini_hybrid.datasets._ids import PREFIX
+
+    return (args.index is None and args.dataset is not None and args.dataset.split('/')[0] == PREFIX
+            and not Path(args.dataset).exists())
 
 
 def _check_args(args: argparse.Namespace) -> list:
@@ -107,8 +136,32 @@ def _check_args(args: argparse.Namespace) -> list:
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.k1 < 0 or not 0.0 <= args.b <= 1.0:
         raise UsageError(f"BM25 needs --k1 >= 0 and --b in [0, 1], got k1={args.k1} b={args.b}")
-    setting = parse_dataset_id(args.dataset)
-    settings = list_settings(setting.collection) if args.all_settings else [setting]
+    if args.index is not None:
+        if args.dataset is not None:
+            raise UsageError("--index and --dataset are exclusive (the index holds the corpus)")
+        if args.topics is None:
+            raise UsageError("--index needs --topics FILE|NAME")
+        if args.all_settings:
+            raise UsageError("--all-settings is for LAReQA-like collections (--dataset lareqa/...)")
+        if args.retriever == 'bm25':
+            raise UsageError("--index is a dense index: use --retriever dense, or fusion with --runs-bm25 FILE")
+        if args.runs_dense is not None:
+            raise UsageError("--runs-dense and --index are exclusive (the index gives the dense run)")
+        if args.retriever == 'fusion' and args.runs_bm25 is None:
+            raise UsageError("fusion over --index needs your BM25 run: --runs-bm25 FILE")
+        for name in ('index', 'docid'):
+            if not (Path(args.index) / name).is_file():
+                raise UsageError(f"--index {args.index}: missing {name} (a FAISS index in Pyserini's layout expected)")
+        settings = [None]
+    elif _is_lareqa(args):
+        if args.topics is not None:
+            raise UsageError("--topics is for --index, a corpus folder or an ir_datasets id (LAReQA brings its own)")
+        setting = parse_dataset_id(args.dataset)
+        settings = list_settings(setting.collection) if args.all_settings else [setting]
+    else:
+        if args.all_settings:
+            raise UsageError("--all-settings is for LAReQA-like collections (--dataset lareqa/...)")
+        settings = [None]
     from pyserini_hybrid.encoders import parse_bias_method
     parse_bias_method(args.bias_correction)
     if args.retriever in ('dense', 'fusion') and not (args.retriever == 'fusion' and args.runs_dense):
@@ -123,8 +176,10 @@ def _check_args(args: argparse.Namespace) -> list:
             continue
         if args.retriever != 'fusion':
             raise UsageError(f"{flag} is for --retriever fusion only")
-        if not Path(value).is_dir():
+        if args.all_settings and not Path(value).is_dir():
             raise UsageError(f"{flag}: not a directory: {value}")
+        if not args.all_settings and not Path(value).exists():
+            raise UsageError(f"{flag}: no such run file: {value}")
     output = Path(args.output)
     if args.all_settings:
         if output.exists() and not output.is_dir():
@@ -142,6 +197,8 @@ def _reused_runs(directory: str | None, settings: list) -> dict[str, Path] | Non
 
     if directory is None:
         return None
+    if len(settings) == 1 and Path(directory).is_file():   # a user's own run of this one setting
+        return {settings[0].dataset_id: Path(directory)}
     paths = {s.dataset_id: Path(directory) / run_filename(s.dataset_id) for s in settings}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
@@ -153,7 +210,7 @@ def _dense_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
     import numpy as np
 
     from pyserini_hybrid.encoders import Encoder, load_bias_correction, parse_bias_method
-    from pyserini_hybrid.search._cache import embed_pool, embed_texts
+    from pyserini_hybrid.encoders._cache import embed_pool, embed_texts
     from pyserini_hybrid.search._dense import dense_search, iter_dense_runs
 
     encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads,
@@ -194,29 +251,144 @@ def _from_dir(paths: dict[str, Path]) -> Iterator[tuple[str, Run]]:
 
 
 def _fusion_iter(args, pool, settings, dense_paths, bm25_paths) -> Iterator[tuple[str, Run]]:
-    from pyserini_hybrid.search._fusion import fuse_runs
-
     dense = _from_dir(dense_paths) if dense_paths else _dense_iter(args, pool, settings)
     bm25 = _from_dir(bm25_paths) if bm25_paths else _bm25_iter(args, pool, settings)
+    yield from _fuse(args, dense, bm25)
+
+
+def _fuse(args, dense, bm25) -> Iterator[tuple[str, Run]]:
+    from pyserini_hybrid.search._fusion import fuse_runs
+
     for (dense_id, dense_run), (bm25_id, bm25_run) in zip(dense, bm25):
         assert dense_id == bm25_id, (dense_id, bm25_id)
         yield dense_id, fuse_runs([dense_run, bm25_run], method=args.fusion_method, rrf_k=args.rrf_k,
                                   alpha=args.alpha, hits=args.hits)
 
 
+def _with_languages(collection, lang: str | None, needed: bool):
+    """``collection`` with every text's language filled in where ``needed`` (BM25 analyzers, bias
+    correction): ``lang``, else the corpus's one language, else identified offline among the
+    languages BM25 has analyzers for."""
+    from pyserini_hybrid.datasets import Collection
+
+    if not needed or all(x.lang for x in [*collection.docs, *collection.queries]):
+        return collection
+    from pyserini_hybrid.search._bm25 import ANALYZERS
+
+    if lang is not None and lang not in ANALYZERS:
+        raise UsageError(f"--language {lang!r} is not one of {', '.join(sorted(ANALYZERS))}")
+    default = lang or (collection.langs[0] if len(collection.langs) == 1 else None)
+
+    def fill(items):
+        todo = [i for i, x in enumerate(items) if not x.lang]
+        if default is not None:
+            found = [default] * len(todo)
+        else:
+            from pyserini_hybrid.encoders import identify_languages
+            found = identify_languages([items[i].text for i in todo], sorted(ANALYZERS))
+        out = list(items)
+        for i, value in zip(todo, found):
+            out[i] = out[i]._replace(lang=value)
+        return out
+
+    return Collection(collection.name, fill(collection.docs), fill(collection.queries), collection.qrels)
+
+
+def _index_iter(args, queries) -> Iterator[tuple[str, Run]]:
+    """Dense search of a FAISS index through Pyserini's FaissSearcher and the project's QueryEncoder."""
+    import json
+
+    from pyserini_hybrid.encoders import (BiasCorrection, BiasStats, Encoder, bias_stats_path, load_bias_correction,
+                                          parse_bias_method)
+    from pyserini_hybrid.encoders._pyserini import HybridQueryEncoder
+    from pyserini.search.faiss import FaissSearcher
+
+    encoder = Encoder(args.encoder, batch_size=args.batch_size, precision=args.precision, threads=args.threads,
+                      task=args.task)
+    print(f"encoder precision: {encoder.precision} (asked: {args.precision}, device {encoder.device})", file=sys.stderr)
+    method, rank = parse_bias_method(args.bias_correction)
+    recorded = Path(args.index) / 'bias.json'
+    source = args.bias_source
+    if method == 'none' and recorded.is_file():   # the correction the index was built with
+        info = json.loads(recorded.read_text(encoding='utf-8'))
+        method, rank, source = info['method'], info.get('rank'), str(info.get('source') or 'ntrex')
+    if source not in ('ntrex', 'docs'):
+        # statistics fitted on the indexed collection's documents by the encode command: saved beside the model
+        path = bias_stats_path(encoder, source)
+        if not path.is_file():
+            raise UsageError(f"{recorded}: the index was corrected with statistics from {source}, which are not at "
+                             f"{path} (encode the corpus again with this encoder)")
+        fix = BiasCorrection(method, BiasStats.load(path), rank)
+    else:
+        fix = load_bias_correction(encoder, method, rank=rank, source=source,
+                                   log=lambda line: print(line, file=sys.stderr))
+    if method != 'none':
+        print(f"bias correction: {fix.describe()}", file=sys.stderr)
+    searcher = FaissSearcher(str(args.index), HybridQueryEncoder(encoder, bias_correction=fix, lang=args.language))
+    qids = [q.query_id for q in queries]
+    langs = [q.lang for q in queries]
+    run: Run = {}
+    for start in range(0, len(queries), 1024):
+        part = queries[start:start + 1024]
+        if fix.needs_query_langs and all(langs[start:start + 1024]):
+            # the topics name their languages: give them to the encoder instead of identifying them
+            vectors = searcher.query_encoder.encode_batch([q.text for q in part], langs=langs[start:start + 1024])
+            found = {}
+            scores, rows = searcher.index.search(vectors, args.hits)
+            for q, score_row, row in zip(part, scores, rows):
+                found[q.query_id] = [(searcher.docids[r], float(v)) for v, r in zip(score_row, row) if r >= 0]
+        else:
+            hits = searcher.batch_search([q.text for q in part], qids[start:start + 1024], k=args.hits,
+                                         threads=args.threads or 1)
+            found = {qid: [(h.docid, float(h.score)) for h in hits[qid]] for qid in qids[start:start + 1024]}
+        run.update(found)
+    yield 'index', run
+
+
+def _run_name(dataset_id: str) -> str:
+    from pyserini_hybrid.datasets import run_filename
+
+    try:
+        return run_filename(dataset_id)
+    except ValueError:   # not a LAReQA id: the collection's name as a file name
+        return dataset_id.strip('/').replace('/', '.') + '.trec'
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     """Do what the parsed command line asks; returns the run files written."""
     from tqdm.auto import tqdm
 
-    from pyserini_hybrid.datasets import load_pool, run_filename
+    from pyserini_hybrid.datasets import Setting, load_collection, load_pool, read_topics
 
     settings = _check_args(args)
-    dense_paths = _reused_runs(args.runs_dense, settings)
-    bm25_paths = _reused_runs(args.runs_bm25, settings)
-    pool = load_pool(settings[0].collection)
-    empty = [s.dataset_id for s in settings if len(pool.query_indices(s)) == 0]
-    if empty:
-        raise UsageError(f"empty topics: no query of {', '.join(empty[:3])} has a relevant document in its corpus")
+    if args.index is not None:
+        queries = read_topics(args.topics, args.language)
+        settings = [Setting('index', 'index', 'all', None, ())]
+        dense = _index_iter(args, queries)
+        if args.retriever == 'fusion':
+            dense_paths = None
+            bm25_paths = _reused_runs(args.runs_bm25, settings)
+            runs = _fuse(args, dense, _from_dir(bm25_paths))
+        else:
+            runs = dense
+        return _write(args, runs, settings, tqdm)
+    if _is_lareqa(args):
+        dense_paths = _reused_runs(args.runs_dense, settings)
+        bm25_paths = _reused_runs(args.runs_bm25, settings)
+        pool = load_pool(settings[0].collection)
+        empty = [s.dataset_id for s in settings if len(pool.query_indices(s)) == 0]
+        if empty:
+            raise UsageError(f"empty topics: no query of {', '.join(empty[:3])} has a relevant document in its "
+                             f"corpus")
+    else:
+        pool = load_collection(args.dataset, args.topics, lang=args.language)
+        needs_bm25 = args.retriever == 'bm25' or (args.retriever == 'fusion' and not args.runs_bm25)
+        pool = _with_languages(pool, args.language, needs_bm25 or args.bias_correction != 'none')
+        settings = [pool.setting()]
+        if not len(pool.query_indices(settings[0])):
+            raise UsageError(f"empty topics: {args.dataset} has no query (give --topics FILE|NAME)")
+        dense_paths = _reused_runs(args.runs_dense, settings)
+        bm25_paths = _reused_runs(args.runs_bm25, settings)
 
     if args.retriever == 'dense':
         runs = _dense_iter(args, pool, settings)
@@ -224,6 +396,10 @@ def run(args: argparse.Namespace) -> list[Path]:
         runs = _bm25_iter(args, pool, settings)
     else:
         runs = _fusion_iter(args, pool, settings, dense_paths, bm25_paths)
+    return _write(args, runs, settings, tqdm)
+
+
+def _write(args, runs, settings, tqdm) -> list[Path]:
     tag = f'pyserini_hybrid.{args.retriever}'
     written = []
     output = Path(args.output)
@@ -231,23 +407,22 @@ def run(args: argparse.Namespace) -> list[Path]:
         output.mkdir(exist_ok=True)
     for dataset_id, result in tqdm(runs, total=len(settings), desc=f'{args.retriever} settings', unit='setting',
                                    disable=len(settings) == 1):
-        path = output / run_filename(dataset_id) if args.all_settings else output
+        path = output / _run_name(dataset_id) if args.all_settings else output
         written.append(write_run(result, path, tag=tag, hits=args.hits))
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.dataset is None and args.index is None:
+        parser.error("the following arguments are required: --dataset (or --index with --topics)")
     import pyserini_hybrid  # noqa: F401  (Java set-up before anything imports pyserini)
-    try:
-        written = run(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, KeyError) as exc:
-        message = ' '.join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    from pyserini_hybrid._cli import run_reporting_errors
+
+    code, written = run_reporting_errors(run, args)
+    if code:
+        return code
     where = args.output if args.all_settings else written[0]
     print(f"wrote {len(written)} run file(s) to {where}", file=sys.stderr)
     return 0

@@ -67,7 +67,7 @@ _THAI_RUN = re.compile('[\u0e00-\u0e7f]+')
 
 def default_index_root() -> Path:
     """``$PYSERINI_HYBRID_CACHE/indexes`` (default ``~/.cache/pyserini_hybrid/indexes``)."""
-    from pyserini_hybrid.search._cache import cache_root
+    from pyserini_hybrid.encoders._cache import cache_root
     return cache_root() / 'indexes'
 
 

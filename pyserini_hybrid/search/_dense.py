@@ -175,7 +175,7 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
         so that queries get the same correction (``HybridQueryEncoder(..., bias_correction=...)``).
     """
     from pyserini_hybrid.datasets import load_pool, parse_dataset_id
-    from pyserini_hybrid.search._cache import embed_texts
+    from pyserini_hybrid.encoders._cache import embed_texts
 
     setting = parse_dataset_id(dataset_id)
     pool = load_pool(setting.collection)
@@ -187,10 +187,12 @@ def build_faiss_index(dataset_id: str, encoder: 'Encoder', output_dir: str | os.
 
 
 def write_faiss_index(output_dir: str | os.PathLike, vectors: np.ndarray, docids: Sequence[str],
-                      correction: 'BiasCorrection | None' = None) -> Path:
+                      correction: 'BiasCorrection | dict | None' = None, index=None) -> Path:
     """Write ``vectors`` as a FAISS ``IndexFlatIP`` plus a ``docid`` file (Pyserini's layout), atomically.
 
-    With a ``correction`` (already applied to ``vectors``), ``bias.json`` records it beside the index.
+    With a ``correction`` (already applied to ``vectors``; a BiasCorrection or its ``to_dict()``
+    record), ``bias.json`` records it beside the index. ``index``, when given, is an empty FAISS index (HNSW, PQ, ...: see
+    :func:`pyserini_hybrid.encode.make_faiss_index`) trained on and filled with ``vectors`` instead.
     """
     import faiss
 
@@ -199,12 +201,18 @@ def write_faiss_index(output_dir: str | os.PathLike, vectors: np.ndarray, docids
         raise ValueError(f"need one vector per docid: got vectors {vectors.shape} for {len(docids)} docids")
     if any(not d or any(c.isspace() for c in d) for d in docids):
         raise ValueError("docids must be non-empty and free of whitespace (one per line in the docid file)")
-    index = faiss.IndexFlatIP(int(vectors.shape[1]))
+    if index is None:
+        index = faiss.IndexFlatIP(int(vectors.shape[1]))
+    if index.d != vectors.shape[1]:
+        raise ValueError(f"index dimension {index.d} differs from the vectors' {vectors.shape[1]}")
+    if not index.is_trained:
+        index.train(vectors)
     index.add(vectors)
     output_dir = Path(output_dir)
     with atomic_dir(output_dir) as tmp:
         faiss.write_index(index, str(tmp / 'index'))
         (tmp / 'docid').write_text(''.join(f'{d}\n' for d in docids), encoding='utf-8')
-        if correction is not None and correction.method != 'none':
-            (tmp / 'bias.json').write_text(json.dumps(correction.to_dict(), indent=2) + '\n', encoding='utf-8')
+        record = correction if isinstance(correction, dict) or correction is None else correction.to_dict()
+        if record is not None and record.get('method') != 'none':
+            (tmp / 'bias.json').write_text(json.dumps(record, indent=2) + '\n', encoding='utf-8')
     return output_dir

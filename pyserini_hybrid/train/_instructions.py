@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from pyserini_hybrid.train._data import TrainDataError, default_train_dir, normalize_text
+from pyserini_hybrid.encoders._tasks import INSTRUCT_TEMPLATE, SEARCH_TASK
 
 __all__ = ['DOLLY_HUB_ID', 'INSTRUCTION_FORMATS', 'OFFLINE_SOURCES', 'SOURCE_GROUPS', 'INSTRUCT_TEMPLATE',
            'SEARCH_TASK', 'TASK_INSTRUCTIONS', 'InstructionDataError', 'InstructionRecord', 'InstructionPair',
@@ -54,11 +55,8 @@ SOURCE_GROUPS: dict[str, tuple[str, ...]] = {
     'offline': ('self-instruct-seed', 'self-instruct-user', 't0'),
 }
 
-# E5-instruct query template (multilingual-e5-*-instruct); passages keep their plain prefix.
-INSTRUCT_TEMPLATE = 'Instruct: {task}\nQuery: '
-# The LAReQA task at search time. QA training sources share it word for word, so the instruction
-# the model learns on them is the one it sees on XQuAD-R / MLQA-R.
-SEARCH_TASK = 'Given a question, retrieve the sentence that answers it'
+# INSTRUCT_TEMPLATE and SEARCH_TASK live in pyserini_hybrid.encoders._tasks (search and eval read them
+# from there); re-exported here for training code.
 # One task description per training source (keys: pyserini_hybrid.train ADAPTERS names).
 TASK_INSTRUCTIONS: dict[str, str] = {
     'xnli': 'Given a statement, retrieve a sentence that implies it',
