@@ -29,7 +29,7 @@ from pyserini_hybrid.train._data import PairTable, default_train_dir, load_sourc
 from pyserini_hybrid.train._recipe import Recipe
 
 __all__ = ['TrainResult', 'TrainError', 'train', 'load_tables', 'checkpoint_dir', 'last_checkpoint',
-           'code_version', 'BatchRecorder']
+           'code_version', 'BatchRecorder', 'rank_path']
 
 logger = logging.getLogger(__name__)
 
@@ -213,18 +213,25 @@ class BatchRecorder:
     queue absorbs the data loader's prefetch (the batch after the last step is never trained on)
     and, on ``--resume``, the batches the trainer skips to reach the checkpoint's position.
 
+    Under DDP the wrapped sampler yields every process's batches and accelerate hands process
+    ``r`` of ``n`` those at positions ``r, r + n, ...`` (a group of ``n`` whose last batch is short
+    is given to no one); the recorder queues only the batches this process trains on.
+
     Parameters
     ----------
     sampler : torch.utils.data.BatchSampler
         The multi-dataset batch sampler the trainer built.
     dataset : torch.utils.data.ConcatDataset
         The sources it indexes (datasets made by ``PairTable.to_dataset``).
+    num_processes, process_index : int
+        The DDP world size and this process's rank (1 and 0 without DDP).
     """
 
-    def __init__(self, sampler: Any, dataset: Any) -> None:
+    def __init__(self, sampler: Any, dataset: Any, num_processes: int = 1, process_index: int = 0) -> None:
         from pyserini_hybrid.train._data import pair_table
 
         self.sampler = sampler
+        self.num_processes, self.process_index = num_processes, process_index
         self.tables = [pair_table(d) for d in dataset.datasets]
         self.ends = list(dataset.cumulative_sizes)
         self.sampler_name = f'{type(sampler).__module__}.{type(sampler).__qualname__}'
@@ -239,12 +246,24 @@ class BatchRecorder:
         return getattr(self.__dict__['sampler'], name)
 
     def __iter__(self) -> Iterator[list[int]]:
+        n, mine, delivered = self.num_processes, None, 0
+        epoch = int(getattr(self.sampler, 'epoch', 0))   # set by the trainer before each pass
         for position, batch in enumerate(self.sampler):
-            self.pending.append((position, self.describe(batch)))
+            if n == 1:
+                self.pending.append((position, {'epoch': epoch, **self.describe(batch)}))
+            else:   # accelerate's BatchSamplerShard (drop_last): a group goes out when its last batch is full
+                if position % n == self.process_index:
+                    mine = {'epoch': epoch, **self.describe(batch)}
+                if position % n == n - 1:
+                    if len(batch) == self.sampler.batch_size and mine is not None:
+                        self.pending.append((delivered, mine))
+                        delivered += 1
+                    mine = None
             yield batch
 
     def describe(self, batch: Sequence[int]) -> dict:
-        """``{'sources': [...], 'rows': [[query lang, positive lang], ...]}`` of one batch of indices."""
+        """``{'sources': [...], 'rows': [[query lang, positive lang], ...], 'indices': [...]}`` of one batch
+        (``indices``: the rows' indices in the concatenated training dataset)."""
         sources, rows = [], []
         for index in batch:
             source = bisect.bisect_right(self.ends, int(index))
@@ -252,16 +271,25 @@ class BatchRecorder:
             table = self.tables[source]
             sources.append(table.name)
             rows.append(list(table.row_langs(local)))
-        return {'sources': sorted(set(sources)), 'rows': rows}
+        return {'sources': sorted(set(sources)), 'rows': rows, 'indices': [int(i) for i in batch]}
 
     def trained(self, global_step: int) -> dict:
         """The entry of the batch that step ``global_step + 1`` trains on (one batch per step)."""
-        position = global_step % max(1, len(self))
+        position = global_step % max(1, len(self) // self.num_processes)
         while self.pending and self.pending[0][0] != position:   # skipped on resume
             self.pending.popleft()
         if not self.pending:
             raise TrainError(f"batch log: no recorded batch for step {global_step + 1}")
-        return {'step': global_step + 1, 'sampler': self.sampler_name, **self.pending.popleft()[1]}
+        entry = {'step': global_step + 1, 'sampler': self.sampler_name, **self.pending.popleft()[1]}
+        if self.num_processes > 1:
+            entry['rank'] = self.process_index
+        return entry
+
+
+def rank_path(path: str | os.PathLike, rank: int, world_size: int) -> Path:
+    """``path`` for a single process; ``<stem>.rank<R><suffix>`` for process ``rank`` under DDP."""
+    path = Path(path)
+    return path if world_size <= 1 else path.with_name(f'{path.stem}.rank{rank}{path.suffix}')
 
 
 def _freeze_word_embeddings(model: Any) -> int:
@@ -305,7 +333,8 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         Write, as JSON lines, one line per training step of this call: the step, the batch
         sampler's class, the batch's source names and each row's ``[query language, positive
         language]`` (see :class:`BatchRecorder`). Written when training returns (completed or
-        stopped); a resumed run logs the steps it trains itself. Single process only.
+        stopped); a resumed run logs the steps it trains itself. Under DDP every process writes
+        its own, ``<stem>.rank<R><suffix>`` (:func:`rank_path`), with ``rank`` in each line.
 
     Raises
     ------
@@ -319,10 +348,11 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     if recipe.output is None:   # the default models/<name>: a fresh clone has no models/ yet
         output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output)
+    # set by torchrun / accelerate launch: one process per rank, each drawing every world_size-th batch
+    world_size, rank = int(os.environ.get('WORLD_SIZE', '1')), int(os.environ.get('RANK', '0'))
     if batch_log is not None:
+        batch_log = rank_path(batch_log, rank, world_size)
         check_output_path(batch_log)
-        if int(os.environ.get('WORLD_SIZE', '1')) > 1:
-            raise TrainError("a batch log needs a single training process (WORLD_SIZE is above 1)")
     ckpt_dir = checkpoint_dir(output)
     if output.exists():
         raise TrainError(f"output {output} already exists: choose another --output or remove it")
@@ -395,8 +425,8 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
                                  for t in train_tables})
     eval_dataset = _validation_dataset(held_tables, recipe, prefixes) if v.fraction > 0 else None
     batch_sampler, multi_sampler = make_samplers(recipe.strategy, recipe.alpha, recipe.languages,
-                                                 {e.source_name: e.weight for e in recipe.data}, _shares(recipe))
-    world_size = int(os.environ.get('WORLD_SIZE', '1'))
+                                                 {e.source_name: e.weight for e in recipe.data}, _shares(recipe),
+                                                 world_size=world_size)
     if recipe.loss == 'cached-mnrl':
         loss = CachedMultipleNegativesRankingLoss(model, scale=recipe.scale, mini_batch_size=recipe.mini_batch_size,
                                                   gather_across_devices=world_size > 1)
@@ -416,7 +446,10 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
         eval_on_start=eval_dataset is not None and resume_from is None,   # the base model's validation loss
         logging_steps=recipe.logging_steps, report_to='none', disable_tqdm=not progress,
         bf16=precision == 'bf16', use_cpu=model.device.type == 'cpu', dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available())
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # DDP on CPU: gloo (NCCL is GPU-only); a base's unused pooler gets no gradient, which DDP must know
+        ddp_backend='gloo' if world_size > 1 and model.device.type == 'cpu' else None,
+        ddp_find_unused_parameters=True if world_size > 1 else None)
     throughput = _throughput_callback()
     trainer_callbacks = [throughput, *callbacks]
     if early:
@@ -434,7 +467,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
             if batch_log is None:
                 return sampler
             dataset = kwargs['dataset'] if 'dataset' in kwargs else args[0]
-            recorders.append(BatchRecorder(sampler, dataset))
+            recorders.append(BatchRecorder(sampler, dataset, self.args.world_size, self.args.process_index))
             return recorders[-1]
 
         def training_step(self, *args: Any, **kwargs: Any) -> Any:
@@ -448,9 +481,12 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
                       callbacks=trainer_callbacks)
 
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(ckpt_dir / RECIPE_FILE) as out:
-        json.dump(snapshot, out, indent=2, sort_keys=True)
+    # every process has checked that no output or foreign checkpoints exist before rank 0 makes them
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(ckpt_dir / RECIPE_FILE) as out:
+            json.dump(snapshot, out, indent=2, sort_keys=True)
     started = time.time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
@@ -470,6 +506,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
                        recipe.max_steps)
         return result
     if not trainer.is_world_process_zero():
+        trainer.accelerator.wait_for_everyone()   # returns once rank 0 has written the model
         return result
 
     info = {
@@ -496,6 +533,7 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
             out.write(model_card(info, spec))
     if not keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return result
 
 
