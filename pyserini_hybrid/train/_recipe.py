@@ -19,7 +19,8 @@ from typing import Any
 
 from pyserini_hybrid._yaml import TYPE_WORDS, at, build_fields, coerce, compose, describe
 from pyserini_hybrid.encoders import TRAIN_PRECISIONS as PRECISIONS
-from pyserini_hybrid.train._data import ADAPTERS, ALL_LANGUAGES, TRAIN_LANGUAGES, adapter_options
+from pyserini_hybrid.train._corpora import ADAPTERS, adapter_options
+from pyserini_hybrid.train._data import ALL_LANGUAGES, TRAIN_LANGUAGES
 
 __all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'STRATEGIES',
            'strategy_alpha']

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from pyserini_hybrid._io import atomic_dir, atomic_write, check_output_path
-from pyserini_hybrid.train._data import PairTable, default_train_dir, load_source
+from pyserini_hybrid.train._corpora import load_source
+from pyserini_hybrid.train._data import PairTable, default_train_dir
 from pyserini_hybrid.train._recipe import Recipe
 
 __all__ = ['TrainResult', 'TrainError', 'train', 'load_tables', 'checkpoint_dir', 'last_checkpoint',
