@@ -29,13 +29,15 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from pyserini_hybrid.datasets._ids import COLLECTIONS
 from pyserini_hybrid.datasets._ntrex import TRAIN_DATA_ENV, default_train_dir
 
 __all__ = ['TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TrainDataError',
            'PairTable', 'RowTransform', 'default_train_dir', 'pair_table', 'table_from_rows', 'normalize_text',
            'stable_hash']
 
-ALL_LANGUAGES = ('ar', 'de', 'el', 'en', 'es', 'hi', 'ru', 'th', 'tr', 'vi', 'zh')
+# The paper's languages: XQuAD-R's 11 (MLQA-R's 7 are among them), defined once with the collections.
+ALL_LANGUAGES: tuple[str, ...] = COLLECTIONS['xquad-r']
 # Greek and Vietnamese are the paper's zero-shot languages: never trained on unless a recipe says so.
 ZERO_SHOT_LANGUAGES = ('el', 'vi')
 TRAIN_LANGUAGES = tuple(l for l in ALL_LANGUAGES if l not in ZERO_SHOT_LANGUAGES)
