@@ -19,43 +19,12 @@ import numpy as np
 import pytest
 
 import pyserini_hybrid  # noqa: F401  (Java set-up first, as everywhere)
-from conftest import build_tiny_bert
+from conftest import TINY_TRAIN_RECIPE, batch_kind, read_batch_log
 from pyserini_hybrid.train import checkpoint_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLER = 'pyserini_hybrid.train._samplers.HybridBatchSampler'
 STEPS = 6
-
-RECIPE = """
-name: ddp
-base: {base}
-strategy: hybrid
-alpha: 0.5
-languages: [de, en, es]
-data:
-  - corpus: xnli
-  - corpus: tatoeba
-  - corpus: wikiqa
-  - corpus: tydiqa
-max_steps: {steps}
-batch_size: 4
-lr: 1.0e-3
-warmup: 0.0
-save_steps: 1000
-logging_steps: 1000
-freeze_embeddings: true
-validation:
-  fraction: 0.0
-"""
-
-
-@pytest.fixture(scope='module')
-def tiny_base(tmp_path_factory, fixtures_dir) -> Path:
-    from pyserini_hybrid.encoders import ModelSpec
-
-    texts = [p.read_text(encoding='utf-8') for p in sorted((fixtures_dir / 'train').rglob('*')) if p.is_file()]
-    spec = ModelSpec(name='tiny', model='tiny', query_prefix='query: ', passage_prefix='passage: ', max_length=64)
-    return build_tiny_bert(tmp_path_factory.mktemp('ddp_base'), texts, spec, vocab_size=800)
 
 
 def _run(launcher: list[str], recipe: Path, out: Path, log: Path, train_dir: Path) -> None:
@@ -67,32 +36,23 @@ def _run(launcher: list[str], recipe: Path, out: Path, log: Path, train_dir: Pat
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def _batches(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text(encoding='utf-8').splitlines()]
-
-
-def _kind(batch: dict) -> str:
-    if len({lang for row in batch['rows'] for lang in row}) == 1:
-        return 'mono'
-    return 'cross' if all(q != p for q, p in batch['rows']) else 'mixed'
-
-
 @pytest.mark.slow
-def test_two_process_torchrun_matches_one_process(tmp_path, tiny_base, fixtures_dir):
+def test_two_process_torchrun_matches_one_process(tmp_path, tiny_train_base, fixtures_dir):
     from sentence_transformers import SentenceTransformer
 
     from pyserini_hybrid.encoders import Encoder
 
     train_dir = fixtures_dir / 'train'
     recipe = tmp_path / 'ddp.yaml'
-    recipe.write_text(RECIPE.format(base=tiny_base, steps=STEPS), encoding='utf-8')
+    recipe.write_text(TINY_TRAIN_RECIPE.format(name='ddp', base=tiny_train_base, alpha=0.5, steps=STEPS, share=''),
+                      encoding='utf-8')
     single_out, ddp_out = tmp_path / 'single', tmp_path / 'ddp'
     _run([sys.executable, '-m'], recipe, single_out, tmp_path / 'single.jsonl', train_dir)
     _run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m'],
          recipe, ddp_out, tmp_path / 'ddp.jsonl', train_dir)
 
-    single = _batches(tmp_path / 'single.jsonl')
-    ranks = [_batches(tmp_path / f'ddp.rank{r}.jsonl') for r in (0, 1)]
+    single = read_batch_log(tmp_path / 'single.jsonl')
+    ranks = [read_batch_log(tmp_path / f'ddp.rank{r}.jsonl') for r in (0, 1)]
     assert not (tmp_path / 'ddp.jsonl').exists()
     # the same number of optimiser steps as the 1-process run, on every rank
     steps = [json.loads((out / 'training.json').read_text(encoding='utf-8'))['steps'] for out in (single_out, ddp_out)]
@@ -113,7 +73,7 @@ def test_two_process_torchrun_matches_one_process(tmp_path, tiny_base, fixtures_
                 compared += 1
     assert compared >= 4
     # the hybrid strategy on every rank: each batch mono or cross-lingual, and both kinds drawn
-    kinds = [[_kind(b) for b in log] for log in ranks]
+    kinds = [[batch_kind(b) for b in log] for log in ranks]
     assert all(k in ('mono', 'cross') for log in kinds for k in log), kinds
     assert all(set(log) == {'mono', 'cross'} for log in kinds), kinds
     # rank 0 wrote the model (atomically, no checkpoints left); it loads both ways

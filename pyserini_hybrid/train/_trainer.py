@@ -8,6 +8,14 @@ continues from the newest complete one and ends with the same weights as an unin
 seed, CPU). The finished model is written atomically to ``<output>``: a sentence-transformers
 directory with our :class:`ModelSpec` (so ``--encoder <output>`` gets the right prefixes and
 pooling), a model card (``README.md``) and ``training.json``.
+
+Under ``torchrun`` (DDP, gloo on CPU) every rank draws the same seeded batch sequence and trains on
+every ``world_size``-th batch of it, the loss gathers the in-batch negatives of all ranks, and rank
+0 alone writes the checkpoint recipe and the model while the others wait at a barrier.
+
+:func:`train` runs its steps in order: :func:`_check_outputs`, :func:`_read_data`,
+:func:`_load_base`, :func:`_make_loss`, :func:`_training_arguments`, the trainer
+(:func:`_trainer_class`), then :func:`_training_info` and :func:`_save_model`.
 """
 from __future__ import annotations
 
@@ -517,6 +525,28 @@ def _trainer_class() -> type:
     return HybridTrainer
 
 
+def _training_info(recipe: Recipe, run: _Run, data: _Data, base: _Base, state: Any, throughput: Any,
+                   eval_dataset: Any, *, early_stopped: bool, pairs_per_second: float, seconds: float) -> dict:
+    """``training.json``: the recipe, the data and hygiene, the run's steps, speed, device and losses."""
+    import torch
+
+    return {
+        'recipe': recipe.to_dict(), 'base': recipe.base, 'base_fingerprint': base.encoder.fingerprint,
+        'strategy': recipe.strategy, 'alpha': recipe.alpha if recipe.strategy == 'hybrid' else None,
+        'steps': state.global_step, 'max_steps': recipe.max_steps, 'early_stopped': early_stopped,
+        'best_checkpoint_step': state.best_global_step, 'seed': recipe.seed, 'code_version': code_version(),
+        'sources': data.sources, 'hygiene': {'texts_checked': data.texts_checked,
+                                             'eval_index_size': data.index_size},
+        'frozen_parameters': base.frozen, 'pairs_per_second': round(pairs_per_second, 3),
+        'pairs_per_cpu_second': round(throughput.steps * recipe.batch_size / throughput.cpu_seconds, 3)
+        if throughput.cpu_seconds else None,
+        'train_seconds': round(seconds, 1), 'device': str(base.model.device),
+        'precision': base.precision, 'world_size': run.world_size, 'torch': torch.__version__,
+        'log_history': state.log_history,
+        'validation_batches': 0 if eval_dataset is None else len(eval_dataset) // recipe.batch_size,
+    }
+
+
 def _save_model(output: Path, base: _Base, info: dict) -> None:
     """The model directory, written atomically: weights at the search max length, spec, log, card."""
     from pyserini_hybrid.encoders import save_spec
@@ -570,7 +600,6 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     TrainError, RecipeError, TrainDataError, ZeroShotLeakError
         With one line saying what is wrong.
     """
-    import torch
     from datasets import DatasetDict
     from transformers import EarlyStoppingCallback
 
@@ -618,21 +647,9 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
                        recipe.max_steps)
         return result
     if trainer.is_world_process_zero():
-        info = {
-            'recipe': recipe.to_dict(), 'base': recipe.base, 'base_fingerprint': base.encoder.fingerprint,
-            'strategy': recipe.strategy, 'alpha': recipe.alpha if recipe.strategy == 'hybrid' else None,
-            'steps': state.global_step, 'max_steps': recipe.max_steps, 'early_stopped': early_stopped,
-            'best_checkpoint_step': state.best_global_step, 'seed': recipe.seed, 'code_version': code_version(),
-            'sources': data.sources, 'hygiene': {'texts_checked': data.texts_checked,
-                                                 'eval_index_size': data.index_size},
-            'frozen_parameters': base.frozen, 'pairs_per_second': round(pairs_per_second, 3),
-            'pairs_per_cpu_second': round(throughput.steps * recipe.batch_size / throughput.cpu_seconds, 3)
-            if throughput.cpu_seconds else None,
-            'train_seconds': round(time.time() - started, 1), 'device': str(base.model.device),
-            'precision': base.precision, 'world_size': run.world_size, 'torch': torch.__version__,
-            'log_history': state.log_history,
-            'validation_batches': 0 if eval_dataset is None else len(eval_dataset) // recipe.batch_size,
-        }
+        info = _training_info(recipe, run, data, base, state, throughput, eval_dataset,
+                              early_stopped=early_stopped, pairs_per_second=pairs_per_second,
+                              seconds=time.time() - started)
         _save_model(run.output, base, info)
         if not keep_checkpoints:
             shutil.rmtree(run.ckpt_dir, ignore_errors=True)
