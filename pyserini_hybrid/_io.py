@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ['atomic_write', 'atomic_dir', 'check_output_path']
+__all__ = ['atomic_write', 'atomic_dir', 'check_output_path', 'current_umask']
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
@@ -25,7 +25,8 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no getter)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -46,7 +47,7 @@ def atomic_write(path: str | os.PathLike, mode: str = 'w', encoding: str | None 
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -64,7 +65,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise PermissionError(f"cannot write in output directory {path.parent}: {exc.strerror}") from None
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         if path.exists():
             old = path.with_name(f'.{path.name}.old')
             shutil.rmtree(old, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Shared test fixtures: the real data in ../shared, the offline model, a tiny instruction model."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -67,6 +68,53 @@ def instruction_model(tmp_path_factory) -> Path:
     spec = ModelSpec(name='tiny-instruct', model='tiny-instruct', passage_prefix='passage: ',
                      query_instruction=INSTRUCT_TEMPLATE, max_length=64)
     return build_tiny_bert(tmp_path_factory.mktemp('instruction_model'), texts, spec, vocab_size=500)
+
+
+# A hybrid recipe over four of the hand-made corpora of tests/fixtures/train, for the tiny base below.
+# NTREX is left out: its hold-out rules are test_train.py's concern.
+TINY_TRAIN_RECIPE = """
+name: {name}
+base: {base}
+strategy: hybrid
+alpha: {alpha}
+languages: [de, en, es]
+data:
+  - corpus: xnli
+  - corpus: tatoeba{share}
+  - corpus: wikiqa
+  - corpus: tydiqa
+max_steps: {steps}
+batch_size: 4
+lr: 1.0e-4
+warmup: 0.0
+save_steps: 1000
+logging_steps: 1000
+freeze_embeddings: true
+validation:
+  fraction: 0.0
+"""
+
+
+def read_batch_log(log: Path) -> list[dict]:
+    """The entries of a ``--batch-log`` file (one JSON object per training step)."""
+    return [json.loads(line) for line in log.read_text(encoding='utf-8').splitlines()]
+
+
+def batch_kind(batch: dict) -> str:
+    """'mono' (one language for every query and positive), 'cross' (every row two languages), else 'mixed'."""
+    if len({lang for row in batch['rows'] for lang in row}) == 1:
+        return 'mono'
+    return 'cross' if all(q != p for q, p in batch['rows']) else 'mixed'
+
+
+@pytest.fixture(scope='session')
+def tiny_train_base(tmp_path_factory) -> Path:
+    """conftest's tiny BERT with E5 prefixes, its vocabulary learnt from the training fixtures."""
+    from pyserini_hybrid.encoders import ModelSpec
+
+    texts = [p.read_text(encoding='utf-8') for p in sorted((FIXTURES / 'train').rglob('*')) if p.is_file()]
+    spec = ModelSpec(name='tiny', model='tiny', query_prefix='query: ', passage_prefix='passage: ', max_length=64)
+    return build_tiny_bert(tmp_path_factory.mktemp('tiny_train_base'), texts, spec, vocab_size=800)
 
 
 def build_tiny_bert(out: Path, texts: list[str], spec, vocab_size: int = 3000) -> Path:

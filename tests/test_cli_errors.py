@@ -298,16 +298,7 @@ validation:
 """
 
 
-@pytest.fixture(scope='module')
-def train_base(tmp_path_factory, fixtures_dir) -> Path:
-    from pyserini_hybrid.encoders import ModelSpec
-
-    texts = [p.read_text(encoding='utf-8') for p in sorted((fixtures_dir / 'train').rglob('*')) if p.is_file()]
-    spec = ModelSpec(name='tiny', model='tiny', query_prefix='query: ', passage_prefix='passage: ', max_length=64)
-    return build_tiny_bert(tmp_path_factory.mktemp('cli_train_base'), texts, spec, vocab_size=800)
-
-
-def test_bad_training_corpus_line_through_the_train_command(train_base, fixtures_dir, tmp_path, capsys):
+def test_bad_training_corpus_line_through_the_train_command(tiny_train_base, fixtures_dir, tmp_path, capsys):
     """#21: a line with one field in XNLI's dev-en.tsv: file and line named, no model, no checkpoints."""
     from pyserini_hybrid.train.__main__ import main
 
@@ -317,7 +308,7 @@ def test_bad_training_corpus_line_through_the_train_command(train_base, fixtures
     n_lines = len(bad.read_text(encoding='utf-8').splitlines())
     bad.write_text(bad.read_text(encoding='utf-8') + 'only one field\n', encoding='utf-8')
     recipe = tmp_path / 'cli.yaml'
-    recipe.write_text(TRAIN_RECIPE.format(base=train_base, steps=4, save_steps=1000))
+    recipe.write_text(TRAIN_RECIPE.format(base=tiny_train_base, steps=4, save_steps=1000))
     before = snapshot(tmp_path)
     code, line = run_cli(main, ['--recipe', recipe, '--output', tmp_path / 'model', '--train-dir', train_dir,
                                 '--device', 'cpu', '--quiet'], capsys)
@@ -332,11 +323,11 @@ def test_bad_training_corpus_line_through_the_train_command(train_base, fixtures
     ('  - corpus: xnli\n    share: 0.5\n',
      ":{m}: every data entry has a 'share': leave one without, to take the other 0.5 of the batches"),
 ], ids=['out_of_range', 'sum_of_one_or_more', 'on_every_source'])
-def test_bad_shares_through_the_train_command(data, message, train_base, fixtures_dir, tmp_path, capsys):
+def test_bad_shares_through_the_train_command(data, message, tiny_train_base, fixtures_dir, tmp_path, capsys):
     """#28: shares out of (0, 1), summing to 1 or more, or on every source; file and line named."""
     from pyserini_hybrid.train.__main__ import main
 
-    head = TRAIN_RECIPE.format(base=train_base, steps=4, save_steps=1000).split('data:\n')[0]
+    head = TRAIN_RECIPE.format(base=tiny_train_base, steps=4, save_steps=1000).split('data:\n')[0]
     text = head + 'data:\n' + data
     recipe = tmp_path / 'cli.yaml'
     recipe.write_text(text)
@@ -351,11 +342,11 @@ def test_bad_shares_through_the_train_command(data, message, train_base, fixture
 
 
 @pytest.mark.slow
-def test_killed_training_leaves_no_model_and_resumes_through_the_train_command(train_base, fixtures_dir, tmp_path):
+def test_killed_training_leaves_no_model_and_resumes_through_the_train_command(tiny_train_base, fixtures_dir, tmp_path):
     """#26: SIGKILL once a checkpoint is complete: no model directory, no temporary files at the output;
     ``--resume`` finishes the run from the checkpoint."""
     recipe = tmp_path / 'cli.yaml'
-    recipe.write_text(TRAIN_RECIPE.format(base=train_base, steps=30, save_steps=5))
+    recipe.write_text(TRAIN_RECIPE.format(base=tiny_train_base, steps=30, save_steps=5))
     out = tmp_path / 'model'
     argv = [sys.executable, '-m', 'pyserini_hybrid.train', '--recipe', str(recipe), '--output', str(out),
             '--train-dir', str(fixtures_dir / 'train'), '--device', 'cpu', '--quiet']

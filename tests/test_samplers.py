@@ -313,6 +313,19 @@ def test_same_seed_same_batches_and_epochs_differ():
     assert list(sampler) == list(sampler) == first
 
 
+
+@pytest.mark.parametrize('world_size', [2, 3, 4])
+def test_ddp_ranks_share_one_sequence_of_a_multiple_of_the_world_size(world_size):
+    # accelerate gives rank r the batches r, r + world_size, ...: the one sequence must not have a tail
+    tables = [parallel_table('A', 50), translation_table('T', 40), qa_table('Q', 20, 'zh')]
+    alone = build(tables, alpha=0.5, seed=3)
+    ddp = build(tables, alpha=0.5, seed=3, world_size=world_size)
+    assert len(ddp) % world_size == 0 and len(alone) - world_size < len(ddp) <= len(alone)
+    assert list(ddp) == list(alone)[:len(ddp)]
+    with pytest.raises(ValueError, match='world_size'):
+        build(tables, alpha=0.5, world_size=0)
+
+
 def test_zero_shot_languages_excluded_by_default():
     assert set(ZERO_SHOT_LANGUAGES) == {'el', 'vi'}
     assert not set(TRAIN_LANGUAGES) & {'el', 'vi'}

@@ -23,34 +23,11 @@ import pytest
 from scipy.stats import binomtest
 
 import pyserini_hybrid  # noqa: F401  (Java set-up first, as everywhere)
-from conftest import build_tiny_bert
+from conftest import TINY_TRAIN_RECIPE, batch_kind, read_batch_log
 from pyserini_hybrid.train import checkpoint_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLER = 'pyserini_hybrid.train._samplers.HybridBatchSampler'
-
-# NTREX is left out: its hold-out rules are another test file's concern
-RECIPE = """
-name: wiring
-base: {base}
-strategy: hybrid
-alpha: {alpha}
-languages: [de, en, es]
-data:
-  - corpus: xnli
-  - corpus: tatoeba{share}
-  - corpus: wikiqa
-  - corpus: tydiqa
-max_steps: {steps}
-batch_size: 4
-lr: 1.0e-4
-warmup: 0.0
-save_steps: 1000
-logging_steps: 1000
-freeze_embeddings: true
-validation:
-  fraction: 0.0
-"""
 
 
 @pytest.fixture(scope='module')
@@ -58,19 +35,11 @@ def fixture_train_dir(fixtures_dir) -> Path:
     return fixtures_dir / 'train'
 
 
-@pytest.fixture(scope='module')
-def tiny_base(tmp_path_factory, fixture_train_dir) -> Path:
-    from pyserini_hybrid.encoders import ModelSpec
-
-    texts = [p.read_text(encoding='utf-8') for p in sorted(fixture_train_dir.rglob('*')) if p.is_file()]
-    spec = ModelSpec(name='tiny', model='tiny', query_prefix='query: ', passage_prefix='passage: ', max_length=64)
-    return build_tiny_bert(tmp_path_factory.mktemp('wiring_base'), texts, spec, vocab_size=800)
-
-
 def _train(tmp_path: Path, base: Path, train_dir: Path, *, alpha: float, steps: int, share: str = '',
            extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, Path, Path]:
     recipe = tmp_path / 'wiring.yaml'
-    recipe.write_text(RECIPE.format(base=base, alpha=alpha, steps=steps, share=share), encoding='utf-8')
+    recipe.write_text(TINY_TRAIN_RECIPE.format(name='wiring', base=base, alpha=alpha, steps=steps, share=share),
+                      encoding='utf-8')
     out, log = tmp_path / 'model', tmp_path / 'batches.jsonl'
     proc = subprocess.run([sys.executable, '-m', 'pyserini_hybrid.train', '--recipe', str(recipe), '--output',
                            str(out), '--train-dir', str(train_dir), '--device', 'cpu', '--quiet',
@@ -79,41 +48,30 @@ def _train(tmp_path: Path, base: Path, train_dir: Path, *, alpha: float, steps: 
     return proc, out, log
 
 
-def _batches(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text(encoding='utf-8').splitlines()]
-
-
-def _kind(batch: dict) -> str:
-    """'mono' (one language for every query and positive), 'cross' (every row two languages), else 'mixed'."""
-    if len({lang for row in batch['rows'] for lang in row}) == 1:
-        return 'mono'
-    return 'cross' if all(q != p for q, p in batch['rows']) else 'mixed'
-
-
 def _within_binomial(k: int, n: int, p: float) -> bool:
     return binomtest(k, n, p).pvalue > 1e-3
 
 
 @pytest.mark.slow
-def test_hybrid_alpha_and_share_are_what_the_trainer_trained_on(tmp_path, tiny_base, fixture_train_dir):
+def test_hybrid_alpha_and_share_are_what_the_trainer_trained_on(tmp_path, tiny_train_base, fixture_train_dir):
     """alpha 0.6, Tatoeba with share 0.5: half the batches are Tatoeba's (cross-lingual only, a
     translation corpus has no mono rows); the other half are mono with probability 0.6."""
     steps, alpha, share = 120, 0.6, 0.5
-    proc, out, log = _train(tmp_path, tiny_base, fixture_train_dir, alpha=alpha, steps=steps,
+    proc, out, log = _train(tmp_path, tiny_train_base, fixture_train_dir, alpha=alpha, steps=steps,
                             share=f'\n    share: {share}')
     assert proc.returncode == 0, proc.stderr
-    batches = _batches(log)
+    batches = read_batch_log(log)
     assert [b['step'] for b in batches] == list(range(1, steps + 1))      # every step, each once
     assert {b['sampler'] for b in batches} == {SAMPLER}
     assert all(len(b['rows']) == 4 and len(b['sources']) == 1 for b in batches)   # one source per batch
-    kinds = Counter(_kind(b) for b in batches)
+    kinds = Counter(batch_kind(b) for b in batches)
     assert kinds['mixed'] == 0, kinds
     n_tatoeba = sum(b['sources'] == ['tatoeba'] for b in batches)
     assert _within_binomial(n_tatoeba, steps, share), n_tatoeba
-    assert all(_kind(b) == 'cross' for b in batches if b['sources'] == ['tatoeba'])
+    assert all(batch_kind(b) == 'cross' for b in batches if b['sources'] == ['tatoeba'])
     assert _within_binomial(kinds['mono'], steps, (1 - share) * alpha), kinds
     # mono batches: the language uniform over de, en, es
-    mono_langs = Counter(b['rows'][0][0] for b in batches if _kind(b) == 'mono')
+    mono_langs = Counter(b['rows'][0][0] for b in batches if batch_kind(b) == 'mono')
     assert set(mono_langs) == {'de', 'en', 'es'}
     for lang in ('de', 'en', 'es'):
         assert _within_binomial(mono_langs[lang], kinds['mono'], 1 / 3), mono_langs
@@ -122,21 +80,21 @@ def test_hybrid_alpha_and_share_are_what_the_trainer_trained_on(tmp_path, tiny_b
 
 @pytest.mark.slow
 @pytest.mark.parametrize('strategy', ['mono', 'cross'])
-def test_pure_strategies_give_only_their_batch_kind(tmp_path, tiny_base, fixture_train_dir, strategy):
+def test_pure_strategies_give_only_their_batch_kind(tmp_path, tiny_train_base, fixture_train_dir, strategy):
     steps = 40
-    proc, out, log = _train(tmp_path, tiny_base, fixture_train_dir, alpha=0.5, steps=steps,
+    proc, out, log = _train(tmp_path, tiny_train_base, fixture_train_dir, alpha=0.5, steps=steps,
                             extra=('--strategy', strategy))
     assert proc.returncode == 0, proc.stderr
-    batches = _batches(log)
+    batches = read_batch_log(log)
     assert len(batches) == steps and {b['sampler'] for b in batches} == {SAMPLER}
-    assert Counter(_kind(b) for b in batches) == {strategy: steps}
+    assert Counter(batch_kind(b) for b in batches) == {strategy: steps}
     langs = {lang for b in batches for row in b['rows'] for lang in row}
     assert langs == {'de', 'en', 'es'}
     info = json.loads((out / 'training.json').read_text())
     assert info['strategy'] == strategy and info['alpha'] is None
 
 
-def test_training_on_evaluation_text_is_refused_and_writes_nothing(tmp_path, tiny_base, fixture_train_dir,
+def test_training_on_evaluation_text_is_refused_and_writes_nothing(tmp_path, tiny_train_base, fixture_train_dir,
                                                                    lareqa_dir):
     """A German-English Tatoeba pair whose German side is an XQuAD-R question: one line, status 2."""
     import shutil
@@ -148,7 +106,7 @@ def test_training_on_evaluation_text_is_refused_and_writes_nothing(tmp_path, tin
     for name, text in (('deu', question), ('eng', 'A sentence that is nowhere in the evaluation data.')):
         path = train_dir / 'tatoeba' / f'tatoeba.deu-eng.{name}'
         path.write_text(path.read_text(encoding='utf-8') + text + '\n', encoding='utf-8')
-    proc, out, log = _train(tmp_path, tiny_base, train_dir, alpha=0.5, steps=4)
+    proc, out, log = _train(tmp_path, tiny_train_base, train_dir, alpha=0.5, steps=4)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     # the pair's German side counts as a query and as a positive text

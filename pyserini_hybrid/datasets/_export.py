@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pyserini_hybrid._io import atomic_dir, check_output_path
+from pyserini_hybrid._io import atomic_dir, check_output_path, current_umask
 from pyserini_hybrid._trec import write_qrels
 from pyserini_hybrid.datasets._ids import parse_dataset_id
 from pyserini_hybrid.datasets._lareqa import load_pool
@@ -30,12 +30,6 @@ def _one_line(text: str) -> str:
     return _CONTROL.sub(' ', text).strip()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_all(dataset_id: str, target: Path) -> None:
     setting = parse_dataset_id(dataset_id)
     pool = load_pool(setting.collection)
@@ -50,7 +44,7 @@ def _write_all(dataset_id: str, target: Path) -> None:
             out.write(json.dumps({'id': doc.doc_id, 'contents': doc.text, 'lang': doc.lang},
                                  ensure_ascii=False) + '\n')
     # Temporary files and folders are private (0600/0700); exports are ordinary files.
-    mask = _umask()
+    mask = current_umask()
     for name in EXPORT_FILES:
         os.chmod(target / name, 0o666 & ~mask)
     os.chmod(target, 0o777 & ~mask)

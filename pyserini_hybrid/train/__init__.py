@@ -6,8 +6,10 @@ One command re-makes a model from its recipe::
 
 The pieces, each usable on its own:
 
-- corpus adapters (:data:`ADAPTERS`, :func:`load_source`) turning ``../shared/data/train`` corpora
-  into :class:`PairTable` source datasets (parallel pairs give mono and cross rows);
+- corpus adapters (:data:`ADAPTERS`, :func:`load_source`; ``_corpora.py``, the one registry to add a
+  corpus to) turning ``../shared/data/train`` corpora into :class:`PairTable` source datasets
+  (``_data.py``; parallel pairs give mono and cross rows), read through ``_files.py`` and split into
+  sentences by ``_sentences.py``;
 - batch samplers on sentence-transformers' sampler API: :class:`PairBatchSampler` per source and
   :class:`HybridBatchSampler` (:class:`MonoBatchSampler`, :class:`CrossBatchSampler`) choosing
   each batch's kind, language and source;
@@ -27,9 +29,10 @@ from pyserini_hybrid._versions import check_versions
 check_versions()  # one clear line, before a submodule fails on an old sentence-transformers
 
 # (imports after the version check: E402)
-from pyserini_hybrid.train._data import (ADAPTERS, ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,  # noqa: E402
-                                         ZERO_SHOT_LANGUAGES, PairTable, TrainDataError, adapter_options,
-                                         default_train_dir, load_source, normalize_text, pair_table)
+from pyserini_hybrid.train._corpora import ADAPTERS, adapter_options, load_source  # noqa: E402
+from pyserini_hybrid.train._data import (ALL_LANGUAGES, TRAIN_DATA_ENV, TRAIN_LANGUAGES,  # noqa: E402
+                                         ZERO_SHOT_LANGUAGES, PairTable, TrainDataError, default_train_dir,
+                                         normalize_text, pair_table)
 from pyserini_hybrid.train._hygiene import (Overlap, ZeroShotLeakError, available_collections,  # noqa: E402
                                             check_zero_shot, drop_overlapping, eval_index, find_overlaps)
 

@@ -19,6 +19,7 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     from pyserini_hybrid.encoders import TRAIN_PRECISIONS
+    from pyserini_hybrid.train._recipe import STRATEGIES
 
     parser = argparse.ArgumentParser(
         prog='python -m pyserini_hybrid.train',
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--recipe', required=True, metavar='YAML', help='recipe file, e.g. encoders/me5-small-hybrid.yaml')
     over = parser.add_argument_group('overrides (replace the recipe value)')
     over.add_argument('--base', metavar='ENCODER', help='base encoder: registry name or model directory')
-    over.add_argument('--strategy', choices=('mono', 'cross', 'hybrid'))
+    over.add_argument('--strategy', choices=STRATEGIES)
     over.add_argument('--alpha', type=float, help='probability of a monolingual batch (hybrid)')
     over.add_argument('--max-steps', type=int, metavar='N')
     over.add_argument('--batch-size', type=int, metavar='N')

@@ -16,32 +16,28 @@ query text, a positive text and optionally a hard negative (``None`` where the l
 indices, and the transform produces the ``anchor`` / ``positive`` [/ ``negative``] texts that the
 sentence-transformers collator tokenises.
 
-Adapters are registered in :data:`ADAPTERS` by corpus name; each takes the data folder, the wanted
-languages and keyword options (which a recipe's ``data`` entry may set).
+The corpus adapters that build tables from files live in :mod:`._corpora` (registered in its
+:data:`ADAPTERS`), file reading in :mod:`._files`, sentence splitting in :mod:`._sentences`; their
+names are still importable from here, as before the split.
 """
 from __future__ import annotations
 
-import csv
-import inspect
-import json
-import re
 import unicodedata
-import xml.etree.ElementTree as ET
-import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from pyserini_hybrid.datasets._ntrex import (TRAIN_DATA_ENV, NtrexError, default_train_dir, is_validation_document,
-                                             read_ntrex)
+from pyserini_hybrid.datasets._ids import COLLECTIONS
+from pyserini_hybrid.datasets._ntrex import TRAIN_DATA_ENV, default_train_dir
 
 __all__ = ['TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TrainDataError',
-           'PairTable', 'ADAPTERS', 'adapter_options', 'load_source', 'default_train_dir', 'pair_table',
-           'split_sentences', 'answer_sentence', 'normalize_text']
+           'PairTable', 'RowTransform', 'default_train_dir', 'pair_table', 'table_from_rows', 'normalize_text',
+           'stable_hash']
 
-ALL_LANGUAGES = ('ar', 'de', 'el', 'en', 'es', 'hi', 'ru', 'th', 'tr', 'vi', 'zh')
+# The paper's languages: XQuAD-R's 11 (MLQA-R's 7 are among them), defined once with the collections.
+ALL_LANGUAGES: tuple[str, ...] = COLLECTIONS['xquad-r']
 # Greek and Vietnamese are the paper's zero-shot languages: never trained on unless a recipe says so.
 ZERO_SHOT_LANGUAGES = ('el', 'vi')
 TRAIN_LANGUAGES = tuple(l for l in ALL_LANGUAGES if l not in ZERO_SHOT_LANGUAGES)
@@ -54,6 +50,11 @@ class TrainDataError(ValueError):
 def normalize_text(text: str) -> str:
     """Case-, width- and whitespace-insensitive form of a text (for overlap checks)."""
     return ' '.join(unicodedata.normalize('NFKC', text).casefold().split())
+
+
+def stable_hash(text: str) -> int:
+    """A hash of ``text`` that is the same in every process (``hash()`` is salted per process)."""
+    return zlib.crc32(text.encode('utf-8'))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ class PairTable:
     def split(self, fraction: float, max_items: int, seed: int) -> tuple['PairTable', 'PairTable']:
         """``(train, held_out)`` by item, so no translation of a held-out item is trained on."""
         n_out = min(int(round(len(self) * fraction)), max_items)
-        order = np.random.default_rng([seed, _stable_hash(self.name)]).permutation(len(self))
+        order = np.random.default_rng([seed, stable_hash(self.name)]).permutation(len(self))
         held, kept = np.sort(order[:n_out]), np.sort(order[n_out:])
         return self.subset(kept), self.subset(held, name=self.name)
 
@@ -246,14 +247,8 @@ def _present(arr: np.ndarray) -> np.ndarray:
     return np.vectorize(bool, otypes=[bool])(arr) if arr.size else np.zeros(arr.shape, dtype=bool)
 
 
-def _stable_hash(text: str) -> int:
-    import zlib
-
-    return zlib.crc32(text.encode('utf-8'))
-
-
-def _table(name: str, langs: Sequence[str], rows: list[dict[str, tuple]], *, same_text: bool = False,
-           with_negatives: bool = False) -> PairTable:
+def table_from_rows(name: str, langs: Sequence[str], rows: list[dict[str, tuple]], *, same_text: bool = False,
+                    with_negatives: bool = False) -> PairTable:
     """Build a table from ``[{lang: (query, positive[, negative])}]``, dropping empty and repeated items."""
     langs = tuple(langs)
     seen: set = set()
@@ -282,408 +277,15 @@ def _table(name: str, langs: Sequence[str], rows: list[dict[str, tuple]], *, sam
     return PairTable(name=name, langs=used, queries=q, positives=p, negatives=neg, same_text=same_text)
 
 
-# ----------------------------------------------------------------------------------------------
-# file helpers
+# Names that moved to the modules split off this one (they import this module, so not at the top):
+# ``from pyserini_hybrid.train._data import load_source`` keeps working.
+_MOVED = {'ADAPTERS': '_corpora', 'adapter_options': '_corpora', 'load_source': '_corpora',
+          'split_sentences': '_sentences', 'answer_sentence': '_sentences'}
 
 
-def _need(path: Path, corpus: str) -> Path:
-    if not path.is_file():
-        raise TrainDataError(f"missing training file {path} (corpus {corpus!r}); see ../shared/data/README.md")
-    return path
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-
-def _read_lines(path: Path, corpus: str) -> list[str]:
-    try:
-        text = _need(path, corpus).read_bytes().decode('utf-8')
-    except UnicodeDecodeError as exc:
-        raise TrainDataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    # split on newlines only: str.splitlines() would also break at U+2028, U+0085 etc. inside texts
-    lines = [line.rstrip('\r') for line in text.split('\n')]
-    if lines and lines[-1] == '':
-        lines.pop()
-    return lines
-
-
-def _read_tsv(path: Path, corpus: str, n_fields: int | tuple[int, ...]) -> list[list[str]]:
-    wanted = (n_fields,) if isinstance(n_fields, int) else n_fields
-    rows = []
-    for lineno, line in enumerate(_read_lines(path, corpus), 1):
-        fields = line.split('\t')
-        if len(fields) not in wanted:
-            raise TrainDataError(f"{path}:{lineno}: expected {' or '.join(map(str, wanted))} tab-separated "
-                                 f"fields, got {len(fields)}")
-        rows.append(fields)
-    return rows
-
-
-def _read_json(path: Path, corpus: str, raw: bytes | None = None) -> Any:
-    try:
-        data = raw if raw is not None else _need(path, corpus).read_bytes()
-        return json.loads(data.decode('utf-8'))
-    except UnicodeDecodeError as exc:
-        raise TrainDataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise TrainDataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-
-
-# ----------------------------------------------------------------------------------------------
-# sentences (for question -> answer-sentence pairs from SQuAD-style corpora)
-
-_SENT_BREAK = re.compile(r'(?<=[.!?\u061f\u06d4\u0964\u0965])[\"\'\u201d\u2019)\]]*\s+|(?<=[\u3002\uff01\uff1f\uff1b])')
-
-
-def split_sentences(text: str, lang: str, min_chars: int | None = None) -> list[tuple[int, int]]:
-    """Sentence spans ``[start, end)`` of ``text`` (rule-based; Thai splits at spaces).
-
-    Fragments shorter than ``min_chars`` (default 20, Thai 40: its spaces also end phrases) are
-    merged into a neighbouring span.
-    """
-    if min_chars is None:
-        min_chars = 40 if lang == 'th' else 20
-    pattern = re.compile(r'\s+') if lang == 'th' else _SENT_BREAK
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in pattern.finditer(text):
-        end = match.start() if lang == 'th' else match.end()
-        if end > start:
-            spans.append((start, end))
-        start = match.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    merged: list[list[int]] = []
-    for s, e in spans:
-        if merged and (len(text[merged[-1][0]:merged[-1][1]].strip()) < min_chars
-                       or len(text[s:e].strip()) < min_chars):
-            merged[-1][1] = e
-        else:
-            merged.append([s, e])
-    return [(s, e) for s, e in merged]
-
-
-def answer_sentence(context: str, answer_start: int, answer_end: int, lang: str) -> str | None:
-    """The sentence(s) of ``context`` that hold the answer span, or ``None`` when out of range."""
-    if not 0 <= answer_start < len(context):
-        return None
-    spans = split_sentences(context, lang)
-    first = next((i for i, (s, e) in enumerate(spans) if s <= answer_start < e), None)
-    if first is None:
-        return None
-    last = first
-    while last + 1 < len(spans) and spans[last][1] < answer_end:
-        last += 1
-    return context[spans[first][0]:spans[last][1]].strip()
-
-
-def _squad_pairs(data: Any, path: Path, lang: str, passages: bool = False) -> list[dict[str, tuple]]:
-    """SQuAD-format JSON -> ``[{lang: (question, answer sentence or passage)}]``."""
-    rows = []
-    articles = data.get('data') if isinstance(data, dict) else None
-    if not isinstance(articles, list):
-        raise TrainDataError(f"{path}: expected a SQuAD-format object with a 'data' list")
-    for article in articles:
-        for paragraph in article.get('paragraphs', []):
-            context = paragraph.get('context')
-            if not isinstance(context, str):
-                raise TrainDataError(f"{path}: a paragraph has no 'context' text")
-            for qa in paragraph.get('qas', []):
-                question = (qa.get('question') or '').strip(' -\t\n')
-                if passages:
-                    rows.append({lang: (question, context)})
-                    continue
-                answers = qa.get('answers') or []
-                if not answers or not answers[0].get('text'):
-                    continue
-                start = answers[0].get('answer_start')
-                if not isinstance(start, int):
-                    raise TrainDataError(f"{path}: question {qa.get('id')!r} has no integer answer_start")
-                sentence = answer_sentence(context, start, start + len(answers[0]['text']), lang)
-                if sentence:
-                    rows.append({lang: (question, sentence)})
-    return rows
-
-
-# ----------------------------------------------------------------------------------------------
-# adapters: each returns one PairTable
-
-
-def xnli(train_dir: Path, langs: Sequence[str], *, splits: list[str] = ('dev', 'test'),
-         label: str = 'entailment') -> PairTable:
-    """XNLI hypothesis -> premise pairs of one label, 11-way parallel (mono and cross rows).
-
-    The test split has no labels in ``xnli/``; they come from ``xglue-de/xnli-test.tsv`` (same line
-    order in every language).
-    """
-    if label not in ('entailment', 'neutral', 'contradiction'):
-        raise TrainDataError(f"xnli: unknown label {label!r} (entailment, neutral or contradiction)")
-    items: list[dict[str, tuple]] = []
-    for split in splits:
-        if split not in ('dev', 'test'):
-            raise TrainDataError(f"xnli: unknown split {split!r} (dev or test)")
-        if split == 'dev':
-            labels = [f[2] for f in _read_tsv(train_dir / 'xnli' / 'dev-en.tsv', 'xnli', 3)]
-        else:
-            labels = [f[2] for f in _read_tsv(train_dir / 'xglue-de' / 'xnli-test.tsv', 'xglue-de', 3)]
-        keep = [i for i, lab in enumerate(labels) if lab == label]
-        block = [dict() for _ in keep]
-        for lang in langs:
-            path = train_dir / 'xnli' / f'{split}-{lang}.tsv'
-            if not path.is_file():
-                continue
-            rows = _read_tsv(path, 'xnli', (2, 3))
-            if len(rows) != len(labels):
-                raise TrainDataError(f"{path}: {len(rows)} lines, expected {len(labels)} (line-aligned)")
-            for slot, i in zip(block, keep):
-                slot[lang] = (rows[i][1], rows[i][0])
-        items.extend(block)
-    return _table('xnli', langs, items)
-
-
-def ntrex(train_dir: Path, langs: Sequence[str], *, mode: str = 'next-sentence',
-          validation_holdout: bool = True) -> PairTable:
-    """NTREX-128 news sentences, line-aligned across languages.
-
-    ``mode='translation'``: a sentence and its translation (cross rows only).
-    ``mode='next-sentence'``: a sentence -> the next sentence of the same document (mono and cross).
-    ``validation_holdout``: leave out the documents of the NTREX validation benchmark
-    (:func:`pyserini_hybrid.datasets.load_validation_pool`), so model selection sees unseen text.
-    """
-    if mode not in ('translation', 'next-sentence'):
-        raise TrainDataError(f"ntrex: unknown mode {mode!r} (translation or next-sentence)")
-    try:
-        docs, text = read_ntrex(train_dir / 'ntrex', langs)
-    except NtrexError as exc:
-        raise TrainDataError(str(exc)) from None
-    keep = [not (validation_holdout and is_validation_document(d)) for d in docs]
-    if mode == 'translation':
-        items = [{l: (t[i], t[i]) for l, t in text.items()} for i in range(len(docs)) if keep[i]]
-        table = _table('ntrex', langs, items, same_text=True)
-    else:
-        items = [{l: (t[i], t[i + 1]) for l, t in text.items()}
-                 for i in range(len(docs) - 1) if docs[i] == docs[i + 1] and keep[i]]
-        table = _table('ntrex', langs, items)
-    table.meta['mode'] = mode
-    return table
-
-
-_TATOEBA = {'ar': 'ara', 'de': 'deu', 'el': 'ell', 'es': 'spa', 'hi': 'hin', 'ru': 'rus', 'th': 'tha', 'tr': 'tur',
-            'vi': 'vie', 'zh': 'cmn'}
-
-
-def tatoeba(train_dir: Path, langs: Sequence[str]) -> PairTable:
-    """Tatoeba (LASER) sentence pairs X <-> English: translation (cross) rows only."""
-    items = []
-    if 'en' in langs:
-        for lang in langs:
-            code = _TATOEBA.get(lang)
-            if code is None:
-                continue
-            base = train_dir / 'tatoeba' / f'tatoeba.{code}-eng'
-            if not Path(f'{base}.{code}').is_file():
-                continue
-            xs = _read_lines(Path(f'{base}.{code}'), 'tatoeba')
-            ens = _read_lines(Path(f'{base}.eng'), 'tatoeba')
-            if len(xs) != len(ens):
-                raise TrainDataError(f"{base}.{code}: {len(xs)} lines but {base}.eng has {len(ens)}")
-            items.extend({lang: (x, x), 'en': (e, e)} for x, e in zip(xs, ens))
-    return _table('tatoeba', langs, items, same_text=True)
-
-
-def tico(train_dir: Path, langs: Sequence[str]) -> PairTable:
-    """TICO-19 translation memories, joined on ``tuid`` into 6-way parallel sentences (cross rows only)."""
-    by_id: dict[str, dict[str, tuple]] = {}
-    for path in sorted((train_dir / 'tico').glob('all.en-*.tmx.zip')):
-        lang = path.name[len('all.en-'):].split('.')[0].split('-')[0]
-        if lang not in langs and 'en' not in langs:
-            continue
-        try:
-            with zipfile.ZipFile(path) as zf:
-                root = ET.fromstring(zf.read(zf.namelist()[0]))
-        except (zipfile.BadZipFile, ET.ParseError, IndexError) as exc:
-            raise TrainDataError(f"{path}: cannot read TMX ({exc})") from None
-        for tu in root.iter('tu'):
-            tuid = tu.get('tuid')
-            for tuv in tu.iter('tuv'):
-                code = (tuv.get('{http://www.w3.org/XML/1998/namespace}lang') or '').split('-')[0]
-                seg = tuv.find('seg')
-                if code in langs and seg is not None and seg.text:
-                    by_id.setdefault(tuid, {})[code] = (seg.text, seg.text)
-    return _table('tico', langs, list(by_id.values()), same_text=True)
-
-
-def pawsx(train_dir: Path, langs: Sequence[str]) -> PairTable:
-    """PAWS-X dev paraphrase pairs (label 1), line-aligned across de/en/es/zh (mono and cross rows).
-
-    The test files carry no labels (and PAWS pairs are often adversarial non-paraphrases): unused.
-    """
-    en = _read_tsv(train_dir / 'pawsx' / 'dev-en.tsv', 'pawsx', 3)
-    keep = [i for i, f in enumerate(en) if f[2].strip() == '1']
-    items: list[dict[str, tuple]] = [dict() for _ in keep]
-    for lang in langs:
-        path = train_dir / 'pawsx' / f'dev-{lang}.tsv'
-        if not path.is_file():
-            continue
-        rows = _read_tsv(path, 'pawsx', 3)
-        if len(rows) != len(en):
-            raise TrainDataError(f"{path}: {len(rows)} lines, expected {len(en)} (line-aligned)")
-        for slot, i in zip(items, keep):
-            slot[lang] = (rows[i][0], rows[i][1])
-    return _table('pawsx', langs, items)
-
-
-def tydiqa(train_dir: Path, langs: Sequence[str], *, dev_passages: bool = True) -> PairTable:
-    """TyDi QA GoldP: English train question -> answer sentence; with ``dev_passages`` also the
-    en/ar/ru dev questions -> their passage (answers are blanked there). Mono rows only."""
-    items: list[dict[str, tuple]] = []
-    folder = train_dir / 'tydiqa'
-    if 'en' in langs:
-        path = folder / 'tydiqa.goldp.en.train.json'
-        items += _squad_pairs(_read_json(path, 'tydiqa'), path, 'en')
-    if dev_passages:
-        for lang in ('ar', 'en', 'ru'):
-            path = folder / f'tydiqa.goldp.{lang}.dev.json'
-            if lang in langs and path.is_file():
-                items += _squad_pairs(_read_json(path, 'tydiqa'), path, lang, passages=True)
-    return _table('tydiqa', langs, items)
-
-
-def _squad_corpus(name: str, lang: str, files: Sequence[str]) -> Callable[..., PairTable]:
-    def adapter(train_dir: Path, langs: Sequence[str]) -> PairTable:
-        items: list[dict[str, tuple]] = []
-        if lang in langs:
-            for file in files:
-                path = train_dir / name / file
-                items += _squad_pairs(_read_json(path, name), path, lang)
-        return _table(name, langs, items)
-
-    adapter.__name__ = name
-    adapter.__doc__ = f"{name} ({lang}), SQuAD format: question -> answer sentence (mono rows only)."
-    return adapter
-
-
-arcd = _squad_corpus('arcd', 'ar', ('arcd-train.json', 'arcd-test.json'))
-cmrc2018 = _squad_corpus('cmrc2018', 'zh', ('cmrc2018_trial.json', 'cmrc2018_dev.json'))
-zalo = _squad_corpus('zalo', 'vi', ('train_wiki.json', 'test_wiki.json'))
-
-
-def iapp(train_dir: Path, langs: Sequence[str], *, splits: list[str] = ('train', 'valid', 'test')) -> PairTable:
-    """iapp-wiki-qa (Thai): question -> answer sentence, read from ``data.zip`` in memory (mono rows)."""
-    items: list[dict[str, tuple]] = []
-    if 'th' in langs:
-        path = _need(train_dir / 'iapp' / 'data.zip', 'iapp')
-        try:
-            zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as exc:
-            raise TrainDataError(f"{path}: not a zip file ({exc})") from None
-        with zf:
-            for split in splits:
-                member = f'data/{split}.jsonl'
-                try:
-                    raw = zf.read(member).decode('utf-8')
-                except KeyError:
-                    raise TrainDataError(f"{path}: no member {member}") from None
-                for lineno, line in enumerate(raw.splitlines(), 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                        answers = rec['answers']
-                        context, question = rec['context'], rec['question']
-                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                        raise TrainDataError(f"{path}!{member}:{lineno}: bad record ({exc})") from None
-                    if not answers.get('text') or not answers['text'][0]:
-                        continue
-                    start = answers['answer_start'][0]
-                    sentence = answer_sentence(context, start, start + len(answers['text'][0]), 'th')
-                    if sentence:
-                        items.append({'th': (question, sentence)})
-    return _table('iapp', langs, items)
-
-
-def wikiqa(train_dir: Path, langs: Sequence[str], *, splits: list[str] = ('train', 'dev', 'test'),
-           hard_negatives: bool = True) -> PairTable:
-    """WikiQA (English): question -> answer sentence; the same page's other sentences are hard negatives.
-
-    With ``hard_negatives``, each item keeps one negative (questions without one are dropped); the
-    choice is fixed per item so runs are reproducible.
-    """
-    items: list[dict[str, tuple]] = []
-    if 'en' not in langs:
-        return _table('wikiqa', langs, items, with_negatives=hard_negatives)
-    for split in splits:
-        path = train_dir / 'wikiqa' / f'WikiQA-{split}.tsv'
-        rows = _read_tsv(path, 'wikiqa', (5, 7))
-        groups: dict[str, tuple[list[str], list[str]]] = {}
-        for lineno, fields in enumerate(rows[1:], 2):
-            question, sentence, label = fields[1], fields[-2], fields[-1].strip()
-            if label not in ('0', '1'):
-                raise TrainDataError(f"{path}:{lineno}: label must be 0 or 1, got {label!r}")
-            pos, neg = groups.setdefault(question, ([], []))
-            (pos if label == '1' else neg).append(sentence)
-        for question, (pos, neg) in groups.items():
-            if not pos or (hard_negatives and not neg):
-                continue
-            rng = np.random.default_rng(_stable_hash(question))
-            for sentence in pos:
-                if hard_negatives:
-                    items.append({'en': (question, sentence, neg[int(rng.integers(len(neg)))])})
-                else:
-                    items.append({'en': (question, sentence)})
-    return _table('wikiqa', langs, items, with_negatives=hard_negatives)
-
-
-def xglue_qam(train_dir: Path, langs: Sequence[str], *, splits: list[str] = ('train', 'dev', 'test')) -> PairTable:
-    """XGLUE QAM (German): query -> relevant passage (label 1), mono rows only."""
-    items: list[dict[str, tuple]] = []
-    if 'de' in langs:
-        for split in splits:
-            path = train_dir / 'xglue-de' / f'qam-{split}.tsv'
-            for lineno, fields in enumerate(_read_tsv(path, 'xglue-de', 3), 1):
-                if fields[2].strip() == '1':
-                    items.append({'de': (fields[0], fields[1])})
-    return _table('xglue-qam', langs, items)
-
-
-ADAPTERS: dict[str, Callable[..., PairTable]] = {
-    'xnli': xnli, 'ntrex': ntrex, 'tatoeba': tatoeba, 'tico': tico, 'pawsx': pawsx, 'tydiqa': tydiqa,
-    'arcd': arcd, 'cmrc2018': cmrc2018, 'iapp': iapp, 'zalo': zalo, 'wikiqa': wikiqa, 'xglue-qam': xglue_qam,
-}
-
-
-def adapter_options(name: str) -> dict[str, tuple[type, Any]]:
-    """Keyword options of an adapter: ``{option: (type, default)}`` (for strict recipe checking)."""
-    if name not in ADAPTERS:
-        raise KeyError(name)
-    out = {}
-    for param in inspect.signature(ADAPTERS[name]).parameters.values():
-        if param.kind is inspect.Parameter.KEYWORD_ONLY:
-            kind = {'bool': bool, 'str': str, 'int': int, 'float': float, 'list[str]': list}.get(
-                str(param.annotation), type(param.default))
-            out[param.name] = (kind, param.default)
-    return out
-
-
-def load_source(name: str, train_dir: str | Path, langs: Sequence[str], *, task: str | None = None,
-                **options: Any) -> PairTable:
-    """Read one corpus with its adapter, keeping only ``langs``.
-
-    Raises
-    ------
-    TrainDataError
-        Unknown corpus, missing file or malformed content (one line naming the file).
-    """
-    if name not in ADAPTERS:
-        raise TrainDataError(f"unknown training corpus {name!r}; choices: {', '.join(sorted(ADAPTERS))}")
-    train_dir = Path(train_dir)
-    if not train_dir.is_dir():
-        raise TrainDataError(f"training data folder not found: {train_dir} (set {TRAIN_DATA_ENV} or --train-dir)")
-    table = ADAPTERS[name](train_dir, tuple(langs), **options)
-    table.task = task
-    table.meta.update(options)
-    return table
-
-
-# Instruction pairs (English, mono rows) have their own module; registered here so that every recipe
-# sees them, whatever was imported first.
-from pyserini_hybrid.train._instructions import instructions as _instructions  # noqa: E402
-
-ADAPTERS.setdefault('instructions', _instructions)
+        return getattr(importlib.import_module(f'pyserini_hybrid.train.{_MOVED[name]}'), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable, NamedTuple, Sequence
 
-from pyserini_hybrid.train._data import PairTable, normalize_text, split_sentences
+from pyserini_hybrid.train._data import PairTable, normalize_text
+from pyserini_hybrid.train._sentences import split_sentences
 
 __all__ = ['ZeroShotLeakError', 'Overlap', 'MIN_CHARS', 'eval_index', 'find_overlaps', 'check_zero_shot',
            'available_collections', 'drop_overlapping']

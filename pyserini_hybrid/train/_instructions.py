@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
-from pyserini_hybrid.train._data import TrainDataError, default_train_dir, normalize_text
 from pyserini_hybrid.encoders._tasks import INSTRUCT_TEMPLATE, SEARCH_TASK
+from pyserini_hybrid.train._data import PairTable, TrainDataError, default_train_dir, normalize_text
 
 __all__ = ['DOLLY_HUB_ID', 'INSTRUCTION_FORMATS', 'OFFLINE_SOURCES', 'SOURCE_GROUPS', 'INSTRUCT_TEMPLATE',
            'SEARCH_TASK', 'TASK_INSTRUCTIONS', 'InstructionDataError', 'InstructionRecord', 'InstructionPair',
@@ -381,8 +381,6 @@ def instructions(train_dir: Path, langs: Sequence[str], *, sources: list[str] = 
     drop counts. Without ``'en'`` in ``langs`` the table is empty.
     """
     import numpy as np
-
-    from pyserini_hybrid.train._data import PairTable
 
     if isinstance(sources, str):
         sources = [sources]

@@ -19,13 +19,17 @@ from typing import Any
 
 from pyserini_hybrid._yaml import TYPE_WORDS, at, build_fields, coerce, compose, describe
 from pyserini_hybrid.encoders import TRAIN_PRECISIONS as PRECISIONS
-from pyserini_hybrid.train._data import ADAPTERS, ALL_LANGUAGES, TRAIN_LANGUAGES, adapter_options
+from pyserini_hybrid.train._corpora import ADAPTERS, adapter_options
+from pyserini_hybrid.train._data import ALL_LANGUAGES, TRAIN_LANGUAGES
 
 __all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'STRATEGIES',
-           'strategy_alpha']
+           'STRATEGY_MONO_PROB', 'strategy_alpha']
 
 LOSSES = ('mnrl', 'cached-mnrl')
-STRATEGIES = ('mono', 'cross', 'hybrid')
+# The batch strategies, by recipe / --strategy name: the probability of a mono batch, None where the
+# recipe's alpha gives it. Add a strategy here; the samplers read only the probability.
+STRATEGY_MONO_PROB: dict[str, float | None] = {'mono': 1.0, 'cross': 0.0, 'hybrid': None}
+STRATEGIES = tuple(STRATEGY_MONO_PROB)
 # PRECISIONS (from encoders): bf16 = autocast mixed precision (fp32 master weights), ~2x on CPUs with
 # AMX/AVX512-BF16; auto = bf16 where native (such a CPU, a GPU), fp32 elsewhere (encoders.resolve_precision).
 
@@ -36,7 +40,8 @@ def strategy_alpha(strategy: str, alpha: float) -> float:
         raise ValueError(f"unknown strategy {strategy!r}; choices: {', '.join(STRATEGIES)}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return {'mono': 1.0, 'cross': 0.0}.get(strategy, alpha)
+    fixed = STRATEGY_MONO_PROB[strategy]
+    return alpha if fixed is None else fixed
 
 
 class RecipeError(ValueError):

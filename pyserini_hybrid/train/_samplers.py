@@ -201,12 +201,20 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
     shares : mapping of source name to float, optional
         Fixed probability, in (0, 1), that a batch is that source's own batch (its weight is then
         not used); the shares sum to less than 1 and at least one source has none.
+    world_size : int
+        Number of training processes (DDP). Every process draws the same seeded sequence and
+        accelerate hands process ``r`` the batches ``r, r + world_size, ...``, so the processes train
+        on different batches, each of them mono or cross as drawn; the length is rounded down to a
+        multiple of ``world_size`` so that every process gets as many batches.
     """
 
     def __init__(self, dataset: Any, batch_samplers: list, generator: Any = None, seed: int = 0, *,
                  alpha: float = 0.5, weights: Mapping[str, float] | None = None,
-                 shares: Mapping[str, float] | None = None) -> None:
+                 shares: Mapping[str, float] | None = None, world_size: int = 1) -> None:
         super().__init__(dataset, batch_samplers=batch_samplers, generator=generator, seed=seed)
+        if world_size < 1:
+            raise ValueError(f"world_size must be at least 1, got {world_size}")
+        self.world_size = int(world_size)
         if not all(isinstance(s, PairBatchSampler) for s in batch_samplers):
             raise TypeError("HybridBatchSampler needs one PairBatchSampler per source dataset")
         if not 0.0 <= alpha <= 1.0:
@@ -269,7 +277,9 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
         return {i: float(shares[n]) for i, n in enumerate(names) if n in shares}
 
     def __len__(self) -> int:
-        return max(1, sum(len(s) for s in self.batch_samplers))
+        n = sum(len(s) for s in self.batch_samplers)
+        # a multiple of world_size: an uneven tail would give the processes different epoch lengths
+        return max(self.world_size, n - n % self.world_size)
 
     def next_batch(self, rng: np.random.Generator) -> tuple[str, int, list[int]]:
         """Draw one batch: ``(kind, source index, rows local to that source)``."""
@@ -314,8 +324,9 @@ class MonoBatchSampler(HybridBatchSampler):
 
     def __init__(self, dataset: Any, batch_samplers: list, generator: Any = None, seed: int = 0, *,
                  weights: Mapping[str, float] | None = None, shares: Mapping[str, float] | None = None,
-                 **_: Any) -> None:
-        super().__init__(dataset, batch_samplers, generator, seed, alpha=1.0, weights=weights, shares=shares)
+                 world_size: int = 1, **_: Any) -> None:
+        super().__init__(dataset, batch_samplers, generator, seed, alpha=1.0, weights=weights, shares=shares,
+                         world_size=world_size)
 
 
 class CrossBatchSampler(HybridBatchSampler):
@@ -323,8 +334,9 @@ class CrossBatchSampler(HybridBatchSampler):
 
     def __init__(self, dataset: Any, batch_samplers: list, generator: Any = None, seed: int = 0, *,
                  weights: Mapping[str, float] | None = None, shares: Mapping[str, float] | None = None,
-                 **_: Any) -> None:
-        super().__init__(dataset, batch_samplers, generator, seed, alpha=0.0, weights=weights, shares=shares)
+                 world_size: int = 1, **_: Any) -> None:
+        super().__init__(dataset, batch_samplers, generator, seed, alpha=0.0, weights=weights, shares=shares,
+                         world_size=world_size)
 
 
 def pair_or_sequential_sampler(dataset: Any, batch_size: int, drop_last: bool, valid_label_columns=None,
@@ -341,14 +353,15 @@ def pair_or_sequential_sampler(dataset: Any, batch_size: int, drop_last: bool, v
 
 def make_samplers(strategy: str, alpha: float = 0.5, languages: Sequence[str] | None = None,
                   weights: Mapping[str, float] | None = None,
-                  shares: Mapping[str, float] | None = None) -> tuple[Callable, Callable]:
+                  shares: Mapping[str, float] | None = None, world_size: int = 1) -> tuple[Callable, Callable]:
     """``(batch_sampler, multi_dataset_batch_sampler)`` for ``SentenceTransformerTrainingArguments``.
 
-    ``weights`` and ``shares`` are per source name, as for :class:`HybridBatchSampler`. Both
+    ``weights``, ``shares`` and ``world_size`` are as for :class:`HybridBatchSampler`. Both
     results are ``functools.partial`` objects of module-level callables, so the training arguments
     stay picklable (the trainer saves them with every checkpoint).
     """
     mono_prob = strategy_alpha(strategy, alpha)
     languages = tuple(languages) if languages is not None else None
     return (partial(pair_or_sequential_sampler, alpha=mono_prob, languages=languages),
-            partial(HybridBatchSampler, alpha=mono_prob, weights=dict(weights or {}), shares=dict(shares or {})))
+            partial(HybridBatchSampler, alpha=mono_prob, weights=dict(weights or {}), shares=dict(shares or {}),
+                    world_size=world_size))
