@@ -34,6 +34,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Sequence
 
 
 def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tuple[str, str]]:
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     from pyserini_hybrid._io import check_output_path
     from pyserini_hybrid.datasets import list_settings, load_pool, parse_dataset_id
     from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system, find_run_files
-    from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
+    from pyserini_hybrid.eval._exact import correction_label
     from pyserini_hybrid.eval._metrics import PRIMARY
     from pyserini_hybrid.eval._report import build_report, write_report
 
@@ -172,25 +173,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         systems[name] = evaluate_system(pool, files[name], threads=args.threads or 1)
         sources[name] = f'runs: {path}'
     wanted = list_settings(setting.collection) if setting.kind == 'multi' else [setting]
-    precision = None
-    if exact:
-        from pyserini_hybrid.encoders import resolve_precision
-
-        # resolved once here (the encoders' default device) so that the report records what ran
-        precision = resolve_precision(args.precision)
-        print(f'encoder precision: {precision} (asked: {args.precision})', file=sys.stderr)
-    for name, encoder in exact:
-        print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
-        results = exact_with_corrections(pool, encoder, corrections, wanted, batch_size=args.batch_size,
-                                         precision=precision, threads=args.threads, task=args.task,
-                                         cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
-                                         log=lambda line: print(line, file=sys.stderr))
-        task = f', task {args.task!r}' if name in instructed else ''
-        for label in labels:
-            system = name if label == 'none' else f'{name}+{label}'
-            systems[system] = results[label]
-            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (int8)"
-            sources[system] = f'{next(iter(results[label].values())).source} ({precision}{task})'
+    precision = _add_exact(systems, sources, pool, wanted, args, exact, corrections, instructed)
 
     checks = []
     if args.check_trec_eval:
@@ -203,12 +186,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
             if target not in files[name]:
                 raise ValueError(f"--check-trec-eval {target}: system {name} has no run file for that setting")
             print(f'trec_eval cross-check: {name} on {target}', file=sys.stderr)
-            check = check_trec_eval(pool, target, files[name][target], systems[name][target].mean(PRIMARY),
-                                    system=name)
-            if not check['agree']:
-                raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
-                                   f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
-            checks.append(check)
+            checks.append(_agreeing(check_trec_eval(pool, target, files[name][target],
+                                                    systems[name][target].mean(PRIMARY), system=name)))
 
     print('significance tests and report', file=sys.stderr)
     report = build_report(setting.dataset_id, systems, seed=args.seed, n_resamples=args.resamples,
@@ -217,6 +196,44 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
                           precisions={s: precision for s in systems if s not in dict(runs)},
                           command='python -m pyserini_hybrid.eval ' + shlex.join(argv))
     return write_report(report, output_dir)
+
+
+def _add_exact(systems: dict, sources: dict, pool, settings: list, args: argparse.Namespace,
+               exact: list[tuple[str, str]], corrections: list[tuple[str, int | None]], instructed: set[str], *,
+               measures: Sequence[str] | None = None) -> str | None:
+    """Score the ``--exact`` encoders over the full pool of ``settings`` into ``systems`` / ``sources``
+    (one system per correction); returns the precision they ran at (``None`` without encoders)."""
+    from pyserini_hybrid.encoders import resolve_precision
+    from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
+
+    if not exact:
+        return None
+    # resolved once here (the encoders' default device) so that the report records what ran
+    precision = resolve_precision(args.precision)
+    print(f'encoder precision: {precision} (asked: {args.precision})', file=sys.stderr)
+    for name, encoder in exact:
+        print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
+        results = exact_with_corrections(pool, encoder, corrections, settings, batch_size=args.batch_size,
+                                         precision=precision, threads=args.threads, task=args.task,
+                                         cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
+                                         log=lambda line: print(line, file=sys.stderr),
+                                         **({} if measures is None else {'measures': measures}))
+        task = f', task {args.task!r}' if name in instructed else ''
+        for method, rank in corrections:
+            label = correction_label(method, rank)
+            system = name if label == 'none' else f'{name}+{label}'
+            systems[system] = results[label]
+            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (int8)"
+            sources[system] = f'{next(iter(results[label].values())).source} ({precision}{task})'
+    return precision
+
+
+def _agreeing(check: dict) -> dict:
+    """``check`` (:func:`~pyserini_hybrid.eval.check_trec_eval`) when trec_eval agreed; else a one-line error."""
+    if not check['agree']:
+        raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
+                           f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
+    return check
 
 
 def _is_lareqa(dataset: str) -> bool:
@@ -231,7 +248,6 @@ def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[
     """The evaluation of a collection that is not LAReQA: its one setting, through the same code."""
     from pyserini_hybrid.datasets import Collection, load_collection
     from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system
-    from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
     from pyserini_hybrid.eval._metrics import COLLECTION_MEASURES, PRIMARY
     from pyserini_hybrid.eval._report import build_report, write_report
 
@@ -268,9 +284,7 @@ def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[
         print(f'evaluating {name}: {path}', file=sys.stderr)
         systems[name] = evaluate_system(collection, {setting.dataset_id: path}, measures=measures)
         sources[name] = f'runs: {path}'
-    precision = None
     if exact:
-        from pyserini_hybrid.encoders import resolve_precision
         from pyserini_hybrid.search.__main__ import _with_languages
 
         graded = sorted({r for j in collection.qrels.values() for r in j.values() if r > 1})
@@ -280,31 +294,14 @@ def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[
         # the bias correction needs every text's language, as search --dataset fills them
         collection = _with_languages(collection, args.language, corrections != [('none', None)])
         setting = collection.setting()   # its languages are now known (the bias correction reads them)
-        precision = resolve_precision(args.precision)
-        print(f'encoder precision: {precision} (asked: {args.precision})', file=sys.stderr)
-    for name, encoder in exact:
-        print(f'evaluating {name}: exact scores of {encoder} over all {len(collection.docs)} documents',
-              file=sys.stderr)
-        results = exact_with_corrections(collection, encoder, corrections, [setting], batch_size=args.batch_size,
-                                         precision=precision, threads=args.threads, task=args.task,
-                                         cache_dir=args.cache_dir, show_progress=True, measures=measures,
-                                         bias_source=args.bias_source, log=lambda line: print(line, file=sys.stderr))
-        task = f', task {args.task!r}' if name in instructed else ''
-        for method, rank in corrections:
-            label = correction_label(method, rank)
-            system = name if label == 'none' else f'{name}+{label}'
-            systems[system] = results[label]
-            sources[system] = f'{results[label][setting.dataset_id].source} ({precision}{task})'
+    precision = _add_exact(systems, sources, collection, [setting], args, exact, corrections, instructed,
+                           measures=measures)
     checks = []
     if args.check_trec_eval:
         for name, path in runs:
             print(f'trec_eval cross-check: {name}', file=sys.stderr)
-            check = check_trec_eval(collection, setting, path, systems[name][setting.dataset_id].mean(PRIMARY),
-                                    system=name)
-            if not check['agree']:
-                raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
-                                   f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
-            checks.append(check)
+            checks.append(_agreeing(check_trec_eval(collection, setting, path,
+                                                    systems[name][setting.dataset_id].mean(PRIMARY), system=name)))
     info = {'name': collection.name, 'source': 'folder' if folder else 'ir_datasets', 'path_or_id': args.dataset,
             'topics': args.topics, 'qrels': args.qrels, 'docs': len(collection.docs),
             'languages': ','.join(collection.langs) or None, 'topics_count': len(collection.queries),

@@ -338,6 +338,16 @@ def _trec_eval_section(report: Mapping) -> list[str]:
         ['system', 'setting', 'trec_eval map', 'ir_measures AP', 'abs. difference', 'agree (≤ 1e-4)'], rows)
 
 
+def _rules(protocol: Mapping, specific: Sequence[str]) -> list[str]:
+    return ['', '## Rules', '',
+            f"- Metrics: {protocol['metrics']}.",
+            f"- Ties: {protocol['tie_rule']}.",
+            f"- Missing queries: {protocol['missing_queries']}.",
+            *specific,
+            f"- Significance: {protocol['significance']['tests']}; {protocol['significance']['ci']}; "
+            f"{protocol['significance']['holm']}.", '']
+
+
 def _render_collection(report: Mapping) -> str:
     """The markdown report of a collection that is not LAReQA: one setting, every measure tested."""
     systems, measures, info = report['systems'], report['measures'], report['collection_info']
@@ -361,14 +371,7 @@ def _render_collection(report: Mapping) -> str:
     lines += _table(['system'] + list(measures) + ['queries absent from the run (scored 0)'], rows)
     lines += _significance_section(report)
     lines += _trec_eval_section(report)
-    protocol = report['protocol']
-    lines += ['', '## Rules', '',
-              f"- Metrics: {protocol['metrics']}.",
-              f"- Queries: {protocol['aggregates'][COLLECTION_KIND]}.",
-              f"- Ties: {protocol['tie_rule']}.",
-              f"- Missing queries: {protocol['missing_queries']}.",
-              f"- Significance: {protocol['significance']['tests']}; {protocol['significance']['ci']}; "
-              f"{protocol['significance']['holm']}.", '']
+    lines += _rules(report['protocol'], [f"- Queries: {report['protocol']['aggregates'][COLLECTION_KIND]}."])
     return '\n'.join(lines)
 
 
@@ -475,15 +478,9 @@ def render_markdown(report: Mapping) -> str:
     lines += _table(['setting', 'kind', 'queries', 'docs'] + names, rows)
 
     protocol = report['protocol']
-    lines += ['', '## Rules', '',
-              f"- Metrics: {protocol['metrics']}.",
-              f"- Ties: {protocol['tie_rule']}.",
-              f"- Missing queries: {protocol['missing_queries']}.",
-              f"- Rank distance with cut runs: {protocol['rank_distance']}.",
-              f"- Mono: {protocol['aggregates']['mono']}; Cross: {protocol['aggregates']['cross']}; "
-              f"Multi: {protocol['aggregates']['multi']}.",
-              f"- Significance: {protocol['significance']['tests']}; {protocol['significance']['ci']}; "
-              f"{protocol['significance']['holm']}.", '']
+    lines += _rules(protocol, [f"- Rank distance with cut runs: {protocol['rank_distance']}.",
+                               f"- Mono: {protocol['aggregates']['mono']}; Cross: {protocol['aggregates']['cross']}; "
+                               f"Multi: {protocol['aggregates']['multi']}."])
     return '\n'.join(lines)
 
 
