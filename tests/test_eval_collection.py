@@ -171,3 +171,14 @@ def test_unknown_id_and_lareqa_only_flags(folder, capsys):
     assert code == 2
     assert_one_line_error(err, '--qrels is for a collection that is not LAReQA')
     assert not (folder / 'o').exists()
+
+
+def test_bad_qrels_file_names_the_file_and_line(folder, capsys):
+    bad = folder / 'bad.qrels'
+    bad.write_text('q1 0 d1 1\nq2 0 d2\n', encoding='utf-8')
+    out = folder / 'report'
+    code, err = run_cli(['--dataset', folder / 'corpus', '--topics', folder / 'topics.tsv', '--qrels', bad,
+                         '--runs', f"a={folder / 'a.trec'}", '--output-dir', out], capsys)
+    assert code == 2
+    assert_one_line_error(err, f'{bad}:2: expected 4 columns')
+    assert not out.exists()
