@@ -129,6 +129,7 @@ def test_an_ir_datasets_id_registered_here(fixtures_dir, tmp_path):
 BAD = {   # extra arguments (@RUN, @ZZ, @DIR: files of the fixture; DROP=FLAG: leave that flag out), the line
     'query_not_in_topics': (['--runs', 'a=@ZZ'], ["@ZZ:1: query 'zz' is not a query of corpus (not in its topics)"]),
     'folder_without_qrels': (['--runs', 'a=@RUN', 'DROP=--qrels'], ['a corpus folder needs --qrels FILE']),
+    'folder_without_topics': (['--runs', 'a=@RUN', 'DROP=--topics'], ['a corpus folder needs --topics FILE|NAME']),
     'run_directory': (['--runs', 'a=@DIR'], ['a run directory is --all-settings output of a LAReQA collection']),
     'no_setting_tests': (['--runs', 'a=@RUN', '--no-setting-tests'], ['--no-setting-tests is for LAReQA']),
     'check_trec_eval_setting': (['--runs', 'a=@RUN', '--check-trec-eval', 'lareqa/xquad-r/en'],
