@@ -76,6 +76,7 @@ def test_folder_collection_per_query_values_are_pytrec_evals(folder, capsys):
     assert sorted(report['systems']['a']['per_query']['AP']) == ['q1', 'q2', 'q3']   # q4, q5 not scored
     assert report['systems']['a']['per_query']['AP']['q3'] == 0.5   # tie: d5 ranked above d3
     assert report['collection'] == 'corpus' and report['collection_info']['judged_queries'] == 3
+    assert report['collection_info']['queries_without_relevant_docs'] == 1   # q4
     assert [(c['aggregate'], c['value']) for c in report['comparisons']] == [('all', m) for m in PYTREC]
     assert all(c['n_clusters'] == 3 for c in report['comparisons'])
     assert [c['agree'] for c in report['trec_eval_check']] == [True, True]

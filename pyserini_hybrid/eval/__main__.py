@@ -202,9 +202,11 @@ def _add_exact(systems: dict, sources: dict, pool, settings: list, args: argpars
                exact: list[tuple[str, str]], corrections: list[tuple[str, int | None]], instructed: set[str], *,
                measures: Sequence[str] | None = None) -> str | None:
     """Score the ``--exact`` encoders over the full pool of ``settings`` into ``systems`` / ``sources``
-    (one system per correction); returns the precision they ran at (``None`` without encoders)."""
+    (one system per correction) with ``measures`` (default: LAReQA's); returns the precision they ran at
+    (``None`` without encoders)."""
     from pyserini_hybrid.encoders import resolve_precision
     from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
+    from pyserini_hybrid.eval._metrics import MEASURES
 
     if not exact:
         return None
@@ -216,8 +218,7 @@ def _add_exact(systems: dict, sources: dict, pool, settings: list, args: argpars
         results = exact_with_corrections(pool, encoder, corrections, settings, batch_size=args.batch_size,
                                          precision=precision, threads=args.threads, task=args.task,
                                          cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
-                                         log=lambda line: print(line, file=sys.stderr),
-                                         **({} if measures is None else {'measures': measures}))
+                                         measures=measures or MEASURES, log=lambda line: print(line, file=sys.stderr))
         task = f', task {args.task!r}' if name in instructed else ''
         for method, rank in corrections:
             label = correction_label(method, rank)
@@ -269,8 +270,11 @@ def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such run file: {path}")
     loaded = load_collection(args.dataset, args.topics, args.qrels, lang=args.language)
-    # Queries judged with no relevant document have no AP, recall or nDCG (trec_eval leaves them out too).
+    # A query judged with no relevant document measures nothing: left out (and counted), where trec_eval
+    # would average it in at 0; exact mode could not rank what is not there.
     judged = {q: j for q, j in loaded.qrels.items() if any(r > 0 for r in j.values())}
+    topics = {q.query_id for q in loaded.queries}
+    no_relevant = sum(1 for q in loaded.qrels if q in topics and q not in judged)
     collection = Collection(loaded.name, loaded.docs, loaded.queries, judged)
     setting = collection.setting()
     n_judged = len(collection.qrels_for(setting))
@@ -305,7 +309,7 @@ def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[
     info = {'name': collection.name, 'source': 'folder' if folder else 'ir_datasets', 'path_or_id': args.dataset,
             'topics': args.topics, 'qrels': args.qrels, 'docs': len(collection.docs),
             'languages': ','.join(collection.langs) or None, 'topics_count': len(collection.queries),
-            'judged_queries': n_judged}
+            'judged_queries': n_judged, 'queries_without_relevant_docs': no_relevant}
     print('significance tests and report', file=sys.stderr)
     report = build_report(args.dataset, systems, measures=measures, seed=args.seed, n_resamples=args.resamples,
                           n_bootstrap=args.bootstrap, trec_eval_checks=checks, sources=sources,

@@ -37,7 +37,8 @@ _AGGREGATE_RULES = {
 
 # The same tests on a collection's one setting (no question clusters, every measure tested).
 _COLLECTION_RULE = ('mean over the queries of the topics that have a relevant document in the qrels; a topic '
-                    'without one is not scored (trec_eval leaves out queries absent from the qrels)')
+                    'absent from the qrels is not scored (as in trec_eval), nor is one judged with no relevant '
+                    'document (trec_eval would average it in at 0; the collection table counts them)')
 _COLLECTION_UNIT = 'one judged query, paired between the two systems; each query is its own cluster'
 _COLLECTION_HOLM = 'Holm correction across all comparisons of the report (every system pair x measure), per test'
 
