@@ -1,10 +1,14 @@
 """Evaluation of LAReQA runs: per-setting metrics, Mono/Cross/Multi aggregates, language bias,
-paired significance, and a markdown/JSON report with figures.
+paired significance, and a markdown/JSON report with figures; and of runs on any other collection
+(:func:`pyserini_hybrid.datasets.load_collection`): its one setting through the same metrics,
+exact mode, significance and report code.
 
 Command line::
 
     python -m pyserini_hybrid.eval --dataset lareqa/xquad-r \\
         --runs bm25=runs/bm25 me5=runs/me5 fusion=runs/fusion --output-dir reports/xquad-r
+    python -m pyserini_hybrid.eval --dataset corpus/ --topics topics.tsv --qrels qrels.txt \\
+        --runs bm25=run.bm25.trec dense=run.dense.trec --output-dir reports/corpus
 
 Python::
 

@@ -1,4 +1,4 @@
-"""Evaluate LAReQA runs of one or more systems and write the report.
+"""Evaluate the runs of one or more systems on LAReQA or any collection, and write the report.
 
 Usage::
 
@@ -16,9 +16,17 @@ Usage::
     python -m pyserini_hybrid.eval --dataset lareqa/xquad-r --exact mine=models/MODEL \\
         --task 'Given a question, retrieve the sentence that answers it' --output-dir DIR
 
+Your own collection (a JsonCollection folder with topics and qrels, or an ir_datasets id): one run
+file per system, mean AP / nDCG@10 / R@10 / R@100 over the judged queries, every measure tested::
+
+    python -m pyserini_hybrid.eval --dataset corpus/ --topics topics.tsv --qrels qrels.txt \\
+        --runs bm25=run.bm25.trec dense=run.dense.trec --exact me5=me5-small-offline --output-dir reports/mine
+    python -m pyserini_hybrid.eval --dataset mr-tydi/ar/dev --runs dense=run.trec --output-dir reports/mrtydi
+
 A run DIR is the ``--all-settings`` output of ``python -m pyserini_hybrid.search`` (one file per
 setting, named ``lareqa.xquad-r.en-de.trec`` etc.); a run FILE is scored as the ``--dataset`` setting.
-Writes report.md, report.json, aggregates.png and cross_heatmap_<system>.png into --output-dir.
+Writes report.md, report.json, aggregates.png and cross_heatmap_<system>.png into --output-dir
+(a collection that is not LAReQA: report.md and report.json).
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Sequence
 
 
 def _pairs(values: list[str] | None, flag: str, default_name: bool) -> list[tuple[str, str]]:
@@ -50,10 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m pyserini_hybrid.eval', description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='\n'.join(__doc__.split('\n')[1:]))
-    parser.add_argument('--dataset', required=True,
-                        help='collection id (lareqa/xquad-r: every setting found in each run dir) or one setting id')
+    parser.add_argument('--dataset', required=True, metavar='PATH|ID',
+                        help='LAReQA collection id (lareqa/xquad-r: every setting found in each run dir) or one '
+                             'setting id; or a JsonCollection folder (with --topics and --qrels) or any '
+                             'ir_datasets id')
+    parser.add_argument('--topics', default=None, metavar='FILE|NAME',
+                        help="topics of a folder (TSV qid TAB text, JSON, JSONL or a Pyserini topics name); for an "
+                             "ir_datasets id they replace its queries")
+    parser.add_argument('--qrels', default=None, metavar='FILE',
+                        help="TREC qrels of a folder (required there); for an ir_datasets id they replace its qrels")
+    parser.add_argument('--language', default=None, metavar='LANG',
+                        help="language of a collection's texts that name none (exact mode with --bias-correction); "
+                             "default: the corpus's one language, else identified")
     parser.add_argument('--runs', nargs='+', metavar='NAME=PATH',
-                        help='systems as NAME=DIR (--all-settings output) or NAME=FILE (the --dataset setting)')
+                        help='systems as NAME=DIR (--all-settings output) or NAME=FILE (the --dataset setting; '
+                             'the one form for a collection that is not LAReQA)')
     parser.add_argument('--exact', nargs='+', metavar='[NAME=]ENCODER',
                         help='dense encoders scored exactly over the full pool from the score matrix')
     parser.add_argument('--output-dir', required=True, help='where the report files go')
@@ -102,7 +122,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     from pyserini_hybrid._io import check_output_path
     from pyserini_hybrid.datasets import list_settings, load_pool, parse_dataset_id
     from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system, find_run_files
-    from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
+    from pyserini_hybrid.eval._exact import correction_label
     from pyserini_hybrid.eval._metrics import PRIMARY
     from pyserini_hybrid.eval._report import build_report, write_report
 
@@ -137,6 +157,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     if output_dir.exists() and not output_dir.is_dir():
         raise NotADirectoryError(f"output directory is a file: {output_dir}")
     check_output_path(output_dir / 'report.md' if output_dir.is_dir() else output_dir)
+    if not _is_lareqa(args.dataset):
+        return _run_collection(args, argv, runs, exact, corrections, instructed, output_dir)
+    for flag, value in (('--topics', args.topics), ('--qrels', args.qrels), ('--language', args.language)):
+        if value is not None:
+            raise ValueError(f"{flag} is for a collection that is not LAReQA (a LAReQA id brings its own topics "
+                             f"and qrels)")
     setting = parse_dataset_id(args.dataset)
     files = {name: find_run_files(setting.dataset_id, path) for name, path in runs}
 
@@ -147,25 +173,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
         systems[name] = evaluate_system(pool, files[name], threads=args.threads or 1)
         sources[name] = f'runs: {path}'
     wanted = list_settings(setting.collection) if setting.kind == 'multi' else [setting]
-    precision = None
-    if exact:
-        from pyserini_hybrid.encoders import resolve_precision
-
-        # resolved once here (the encoders' default device) so that the report records what ran
-        precision = resolve_precision(args.precision)
-        print(f'encoder precision: {precision} (asked: {args.precision})', file=sys.stderr)
-    for name, encoder in exact:
-        print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
-        results = exact_with_corrections(pool, encoder, corrections, wanted, batch_size=args.batch_size,
-                                         precision=precision, threads=args.threads, task=args.task,
-                                         cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
-                                         log=lambda line: print(line, file=sys.stderr))
-        task = f', task {args.task!r}' if name in instructed else ''
-        for label in labels:
-            system = name if label == 'none' else f'{name}+{label}'
-            systems[system] = results[label]
-            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (int8)"
-            sources[system] = f'{next(iter(results[label].values())).source} ({precision}{task})'
+    precision = _add_exact(systems, sources, pool, wanted, args, exact, corrections, instructed)
 
     checks = []
     if args.check_trec_eval:
@@ -178,12 +186,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
             if target not in files[name]:
                 raise ValueError(f"--check-trec-eval {target}: system {name} has no run file for that setting")
             print(f'trec_eval cross-check: {name} on {target}', file=sys.stderr)
-            check = check_trec_eval(pool, target, files[name][target], systems[name][target].mean(PRIMARY),
-                                    system=name)
-            if not check['agree']:
-                raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
-                                   f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
-            checks.append(check)
+            checks.append(_agreeing(check_trec_eval(pool, target, files[name][target],
+                                                    systems[name][target].mean(PRIMARY), system=name)))
 
     print('significance tests and report', file=sys.stderr)
     report = build_report(setting.dataset_id, systems, seed=args.seed, n_resamples=args.resamples,
@@ -191,6 +195,126 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
                           trec_eval_checks=checks, sources=sources,
                           precisions={s: precision for s in systems if s not in dict(runs)},
                           command='python -m pyserini_hybrid.eval ' + shlex.join(argv))
+    return write_report(report, output_dir)
+
+
+def _add_exact(systems: dict, sources: dict, pool, settings: list, args: argparse.Namespace,
+               exact: list[tuple[str, str]], corrections: list[tuple[str, int | None]], instructed: set[str], *,
+               measures: Sequence[str] | None = None) -> str | None:
+    """Score the ``--exact`` encoders over the full pool of ``settings`` into ``systems`` / ``sources``
+    (one system per correction) with ``measures`` (default: LAReQA's); returns the precision they ran at
+    (``None`` without encoders)."""
+    from pyserini_hybrid.encoders import resolve_precision
+    from pyserini_hybrid.eval._exact import correction_label, exact_with_corrections
+    from pyserini_hybrid.eval._metrics import MEASURES
+
+    if not exact:
+        return None
+    # resolved once here (the encoders' default device) so that the report records what ran
+    precision = resolve_precision(args.precision)
+    print(f'encoder precision: {precision} (asked: {args.precision})', file=sys.stderr)
+    for name, encoder in exact:
+        print(f'evaluating {name}: exact full-pool scores of {encoder}', file=sys.stderr)
+        results = exact_with_corrections(pool, encoder, corrections, settings, batch_size=args.batch_size,
+                                         precision=precision, threads=args.threads, task=args.task,
+                                         cache_dir=args.cache_dir, show_progress=True, bias_source=args.bias_source,
+                                         measures=measures or MEASURES, log=lambda line: print(line, file=sys.stderr))
+        task = f', task {args.task!r}' if name in instructed else ''
+        for method, rank in corrections:
+            label = correction_label(method, rank)
+            system = name if label == 'none' else f'{name}+{label}'
+            systems[system] = results[label]
+            # e.g. "exact: me5-small-offline, bias correction shift (ntrex, 300 texts/language) (int8)"
+            sources[system] = f'{next(iter(results[label].values())).source} ({precision}{task})'
+    return precision
+
+
+def _agreeing(check: dict) -> dict:
+    """``check`` (:func:`~pyserini_hybrid.eval.check_trec_eval`) when trec_eval agreed; else a one-line error."""
+    if not check['agree']:
+        raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
+                           f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
+    return check
+
+
+def _is_lareqa(dataset: str) -> bool:
+    from pyserini_hybrid.datasets._ids import PREFIX
+
+    return dataset.split('/')[0] == PREFIX and not Path(dataset).exists()   # as load_collection decides
+
+
+def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[str, str]],
+                    exact: list[tuple[str, str]], corrections: list[tuple[str, int | None]], instructed: set[str],
+                    output_dir: Path) -> list[Path]:
+    """The evaluation of a collection that is not LAReQA: its one setting, through the same code."""
+    from pyserini_hybrid.datasets import Collection, load_collection
+    from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system
+    from pyserini_hybrid.eval._metrics import COLLECTION_MEASURES, PRIMARY
+    from pyserini_hybrid.eval._report import build_report, write_report
+
+    measures = COLLECTION_MEASURES
+    if args.no_setting_tests:
+        raise ValueError("--no-setting-tests is for LAReQA: a collection has one setting, tested once")
+    if args.check_trec_eval not in (None, 'auto'):
+        raise ValueError(f"--check-trec-eval {args.check_trec_eval}: settings are LAReQA's; give --check-trec-eval "
+                         f"alone for the collection's one setting")
+    folder = Path(args.dataset).exists()
+    if folder and args.qrels is None:
+        raise ValueError(f"{args.dataset}: a corpus folder needs --qrels FILE (TREC qrels) to be evaluated")
+    if folder and args.topics is None:
+        raise ValueError(f"{args.dataset}: a corpus folder needs --topics FILE|NAME to be evaluated")
+    for name, path in runs:   # before loading the collection: a wrong path is the cheaper mistake
+        if Path(path).is_dir():
+            raise ValueError(f"--runs {name}={path}: a run directory is --all-settings output of a LAReQA collection; "
+                             f"give one run file for {args.dataset}")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such run file: {path}")
+    loaded = load_collection(args.dataset, args.topics, args.qrels, lang=args.language)
+    # A query judged with no relevant document measures nothing: left out (and counted), where trec_eval
+    # would average it in at 0; exact mode could not rank what is not there.
+    judged = {q: j for q, j in loaded.qrels.items() if any(r > 0 for r in j.values())}
+    topics = {q.query_id for q in loaded.queries}
+    no_relevant = sum(1 for q in loaded.qrels if q in topics and q not in judged)
+    collection = Collection(loaded.name, loaded.docs, loaded.queries, judged)
+    setting = collection.setting()
+    n_judged = len(collection.qrels_for(setting))
+    if not collection.queries:
+        raise ValueError(f"{args.dataset}: the collection has no topics (give --topics FILE|NAME)")
+    if not n_judged:
+        raise ValueError(f"{args.dataset}: no topic has a relevant document in the qrels"
+                         + ('' if args.qrels else ' (give --qrels FILE)'))
+    systems, sources = {}, {}
+    for name, path in runs:
+        print(f'evaluating {name}: {path}', file=sys.stderr)
+        systems[name] = evaluate_system(collection, {setting.dataset_id: path}, measures=measures)
+        sources[name] = f'runs: {path}'
+    if exact:
+        from pyserini_hybrid.search.__main__ import _with_languages
+
+        graded = sorted({r for j in collection.qrels.values() for r in j.values() if r > 1})
+        if graded:   # metrics_from_ranks is binary: its nDCG would not be trec_eval's graded one
+            raise ValueError(f"--exact scores binary relevance; the qrels grade relevance up to {graded[-1]} "
+                             f"(score a full-depth run file of the encoder instead)")
+        # the bias correction needs every text's language, as search --dataset fills them
+        collection = _with_languages(collection, args.language, corrections != [('none', None)])
+        setting = collection.setting()   # its languages are now known (the bias correction reads them)
+    precision = _add_exact(systems, sources, collection, [setting], args, exact, corrections, instructed,
+                           measures=measures)
+    checks = []
+    if args.check_trec_eval:
+        for name, path in runs:
+            print(f'trec_eval cross-check: {name}', file=sys.stderr)
+            checks.append(_agreeing(check_trec_eval(collection, setting, path,
+                                                    systems[name][setting.dataset_id].mean(PRIMARY), system=name)))
+    info = {'name': collection.name, 'source': 'folder' if folder else 'ir_datasets', 'path_or_id': args.dataset,
+            'topics': args.topics, 'qrels': args.qrels, 'docs': len(collection.docs),
+            'languages': ','.join(collection.langs) or None, 'topics_count': len(collection.queries),
+            'judged_queries': n_judged, 'queries_without_relevant_docs': no_relevant}
+    print('significance tests and report', file=sys.stderr)
+    report = build_report(args.dataset, systems, measures=measures, seed=args.seed, n_resamples=args.resamples,
+                          n_bootstrap=args.bootstrap, trec_eval_checks=checks, sources=sources,
+                          precisions={s: precision for s in systems if s not in dict(runs)},
+                          command='python -m pyserini_hybrid.eval ' + shlex.join(argv), collection=info)
     return write_report(report, output_dir)
 
 

@@ -1,7 +1,8 @@
-"""Score TREC run files of LAReQA settings against the registered qrels.
+"""Score TREC run files of LAReQA settings, or of any collection's one setting, against their qrels.
 
 A system is given as one run file (one setting) or a directory of ``--all-settings`` output: one
-file per setting, named ``pyserini_hybrid.datasets.run_filename(dataset_id)``.
+file per setting, named ``pyserini_hybrid.datasets.run_filename(dataset_id)``. A
+:class:`~pyserini_hybrid.datasets.Collection` that is not LAReQA has one setting, scored from one file.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from pyserini_hybrid._trec import Run, read_run
 from pyserini_hybrid.eval._bias import run_rank_distances
-from pyserini_hybrid.eval._metrics import MEASURES, SettingResult, per_query_metrics
+from pyserini_hybrid.eval._metrics import AGGREGATE_KINDS, MEASURES, SettingResult, per_query_metrics
 
 if TYPE_CHECKING:
     from pyserini_hybrid.datasets import Pool, Setting
@@ -41,6 +42,15 @@ def _where(path: Path | None, name: str, qid: str, docid: str | None = None) -> 
     return f'{path}:{lineno}' if lineno else str(path)
 
 
+def _as_setting(pool: 'Pool', setting: 'Setting | str') -> 'Setting':
+    from pyserini_hybrid.datasets import Collection, parse_dataset_id
+
+    if not isinstance(setting, str):
+        return setting
+    # a Collection names its own settings; a LAReQA pool's are the dataset ids
+    return pool.setting(setting) if isinstance(pool, Collection) else parse_dataset_id(setting)
+
+
 def evaluate_run(pool: 'Pool', setting: 'Setting | str', run: Run, *, measures: Sequence[str] = MEASURES,
                  name: str = '<run>', path: str | os.PathLike | None = None) -> SettingResult:
     """Per-query metrics (and, for Multi, rank distances) of one run on one setting.
@@ -48,9 +58,10 @@ def evaluate_run(pool: 'Pool', setting: 'Setting | str', run: Run, *, measures: 
     Parameters
     ----------
     pool
-        The collection (``pyserini_hybrid.datasets.load_pool``); qrels come from ``pool.qrels_for``.
+        The LAReQA pool (``pyserini_hybrid.datasets.load_pool``) or any
+        :class:`~pyserini_hybrid.datasets.Collection`; qrels come from ``pool.qrels_for``.
     setting
-        A :class:`~pyserini_hybrid.datasets.Setting` or a dataset id.
+        A :class:`~pyserini_hybrid.datasets.Setting` or a dataset id (a collection's setting name).
     run
         ``{qid: [(docid, score), ...]}``.
     measures
@@ -61,33 +72,37 @@ def evaluate_run(pool: 'Pool', setting: 'Setting | str', run: Run, *, measures: 
     Raises
     ------
     RunMismatchError
-        An empty run, a query id that is not one of the setting's queries, or a doc id outside the
-        setting's corpus (one line, naming the file and line).
+        An empty run, a query id that is not one of the setting's queries (for a collection: not in
+        its topics), or a doc id outside the setting's corpus (one line, naming the file and line).
+        A collection's topic without judgements is not scored (as trec_eval does).
     """
-    from pyserini_hybrid.datasets import parse_dataset_id
-
-    setting = parse_dataset_id(setting) if isinstance(setting, str) else setting
+    setting = _as_setting(pool, setting)
     path = Path(path) if path is not None else None
     label = str(path) if path is not None else name
     qrels = pool.qrels_for(setting)
     if not any(run.values()):
         raise RunMismatchError(f"{label}: run is empty (no result lines) for {setting.dataset_id}")
+    lareqa = setting.kind in AGGREGATE_KINDS
+    # LAReQA: a setting's queries are its judged ones; a collection's are its topics
+    topics = {pool.queries[i].query_id for i in pool.query_indices(setting)}
     collection_queries = pool.qrels
     for qid in run:
-        if qid not in qrels:
+        if qid not in topics:
             why = ('a query of another setting: wrong run file for this setting?' if qid in collection_queries
-                   else f'not a query of lareqa/{pool.collection}')
+                   else f'not a query of lareqa/{pool.collection}') if lareqa else 'not in its topics'
             raise RunMismatchError(f"{_where(path, name, qid)}: query {qid!r} is not a query of "
                                    f"{setting.dataset_id} ({why})")
     corpus = {pool.docs[j].doc_id for j in pool.doc_indices(setting)}
     for qid, hits in run.items():
         for docid, _ in hits:
             if docid not in corpus:
+                where = f" (languages {','.join(setting.doc_langs)})" if lareqa else ''
                 raise RunMismatchError(f"{_where(path, name, qid, docid)}: doc {docid!r} is not in the corpus "
-                                       f"of {setting.dataset_id} (languages {','.join(setting.doc_langs)})")
+                                       f"of {setting.dataset_id}{where}")
     per_query = per_query_metrics(qrels, run, measures)
     distances, bounded = (run_rank_distances(run, qrels) if setting.kind == 'multi' else (None, 0))
-    query_langs = {pool.queries[i].query_id: pool.queries[i].lang for i in pool.query_indices(setting)}
+    query_langs = {pool.queries[i].query_id: pool.queries[i].lang for i in pool.query_indices(setting)
+                   if pool.queries[i].query_id in qrels}
     return SettingResult(
         dataset_id=setting.dataset_id, kind=setting.kind, query_lang=setting.query_lang,
         doc_langs=tuple(setting.doc_langs), n_docs=len(corpus), depth=max(len(h) for h in run.values()),
@@ -198,9 +213,8 @@ def check_trec_eval(pool: 'Pool', setting: 'Setting | str', run_path: str | os.P
     import tempfile
 
     from pyserini_hybrid._trec import write_qrels
-    from pyserini_hybrid.datasets import parse_dataset_id
 
-    setting = parse_dataset_id(setting) if isinstance(setting, str) else setting
+    setting = _as_setting(pool, setting)
     with tempfile.TemporaryDirectory(prefix='pyserini_hybrid_eval_') as tmp:
         qrels = write_qrels(pool.qrels_for(setting), Path(tmp) / 'qrels.txt')
         cmd = [sys.executable, '-m', 'pyserini_hybrid.pyserini', 'pyserini.eval.trec_eval', '-c', '-m', 'map',

@@ -79,7 +79,8 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
     Parameters
     ----------
     pool
-        The collection (``pyserini_hybrid.datasets.load_pool``).
+        The LAReQA pool (``pyserini_hybrid.datasets.load_pool``) or any
+        :class:`~pyserini_hybrid.datasets.Collection` (then pass its ``settings``).
     q_emb, d_emb
         Query vectors aligned with ``pool.queries``, doc vectors aligned with ``pool.docs``
         (what ``pyserini_hybrid.encoders._cache.embed_pool`` returns).
@@ -126,6 +127,8 @@ def exact_scores(pool: 'Pool', q_emb: np.ndarray, d_emb: np.ndarray,
         doc_idx = pool.doc_indices(setting)
         query_idx = pool.query_indices(setting)
         qrels = pool.qrels_for(setting)
+        # a collection's topics may hold unjudged queries: only judged ones are scored (LAReQA: all)
+        query_idx = np.asarray([i for i in query_idx if pool.queries[i].query_id in qrels], dtype=np.int64)
         column = {docids[j]: c for c, j in enumerate(doc_idx)}
         qids = [pool.queries[i].query_id for i in query_idx]
         if not qids:  # a Cross pair may share no question: nothing to score

@@ -14,13 +14,17 @@ import numpy as np
 
 from pyserini_hybrid._trec import Qrels, Run
 
-__all__ = ['MEASURES', 'PRIMARY', 'TIE_RULE', 'MISSING_RULE', 'AGGREGATE_KINDS', 'SettingResult',
-           'per_query_metrics', 'metrics_from_ranks', 'trec_eval_order', 'aggregate_units', 'aggregate',
-           'question_of']
+__all__ = ['MEASURES', 'PRIMARY', 'TIE_RULE', 'MISSING_RULE', 'AGGREGATE_KINDS', 'COLLECTION_KIND',
+           'COLLECTION_MEASURES', 'SettingResult', 'per_query_metrics', 'metrics_from_ranks', 'trec_eval_order',
+           'aggregate_units', 'aggregate', 'question_of', 'unit_cluster']
 
 MEASURES: tuple[str, ...] = ('AP', 'R@1', 'R@10', 'nDCG@10')
 PRIMARY = 'AP'
 AGGREGATE_KINDS: tuple[str, ...] = ('mono', 'cross', 'multi')
+# A collection that is not LAReQA has one setting of this kind (datasets.Collection): every query
+# against every document; its one aggregate is the plain mean over its judged queries.
+COLLECTION_KIND = 'all'
+COLLECTION_MEASURES: tuple[str, ...] = ('AP', 'nDCG@10', 'R@10', 'R@100')
 TIE_RULE = ('score descending, then docid descending (byte order): the order trec_eval and pytrec_eval '
             'use, whatever the rank column or line order of the run file says')
 MISSING_RULE = ('a query of the setting that is absent from a run scores 0 on every measure '
@@ -45,6 +49,14 @@ def question_of(query_id: str, lang: str) -> str:
     """
     suffix = '_' + lang
     return query_id[:-len(suffix)] if query_id.endswith(suffix) else query_id
+
+
+def unit_cluster(result: 'SettingResult', query_id: str) -> str:
+    """The cluster a query's unit is resampled with: its SQuAD question in LAReQA, else the query itself
+    (nothing says that two queries of another collection are translations of each other)."""
+    if result.kind not in AGGREGATE_KINDS:
+        return query_id
+    return question_of(query_id, result.query_langs[query_id])
 
 
 def per_query_metrics(qrels: Qrels, run: Run, measures: Sequence[str] = MEASURES) -> dict[str, dict[str, float]]:
@@ -172,13 +184,14 @@ def aggregate_units(results: Mapping[str, SettingResult], kind: str, value: str 
     Mono and Cross: every setting counts equally (macro over settings), each query equally within
     its setting. Multi: every query language counts equally (macro over query languages), each
     query equally within its language. ``value`` is a measure name or ``'rank_distance'`` (Multi).
+    :data:`COLLECTION_KIND` (a collection's one setting): every query counts equally.
 
     Parameters
     ----------
     results
         ``{dataset_id: SettingResult}`` of one system.
     kind
-        'mono', 'cross' or 'multi'.
+        'mono', 'cross', 'multi' or :data:`COLLECTION_KIND`.
     settings
         Restrict to these dataset ids (e.g. the settings two systems share).
 
@@ -188,8 +201,8 @@ def aggregate_units(results: Mapping[str, SettingResult], kind: str, value: str 
         ``keys[i] = (dataset_id, qid)``; ``weights`` sum to 1; ``values`` aligned with ``keys``.
         Empty when the system has no setting of that kind.
     """
-    if kind not in AGGREGATE_KINDS:
-        raise ValueError(f"aggregate must be one of {AGGREGATE_KINDS}, got {kind!r}")
+    if kind not in AGGREGATE_KINDS + (COLLECTION_KIND,):
+        raise ValueError(f"aggregate must be one of {AGGREGATE_KINDS + (COLLECTION_KIND,)}, got {kind!r}")
     chosen = sorted(d for d, r in results.items() if r.kind == kind and (settings is None or d in settings))
     keys: list[tuple[str, str]] = []
     groups: list[str] = []
@@ -223,7 +236,8 @@ def aggregate(results: Mapping[str, SettingResult], kind: str, value: str = PRIM
         return None
     by_lang_units: dict[str, list[tuple[float, float]]] = {}
     for (dataset_id, qid), w, v in zip(keys, weights, values):
-        by_lang_units.setdefault(results[dataset_id].query_langs[qid], []).append((w, v))
+        # a collection's query may name no language
+        by_lang_units.setdefault(results[dataset_id].query_langs[qid] or 'unknown', []).append((w, v))
     by_lang = {lang: float(sum(w * v for w, v in units) / sum(w for w, _ in units))
                for lang, units in sorted(by_lang_units.items())}
     n_settings = len({dataset_id for dataset_id, _ in keys})

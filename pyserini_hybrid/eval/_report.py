@@ -15,8 +15,8 @@ from typing import Mapping, Sequence
 
 from pyserini_hybrid._io import atomic_dir, atomic_write
 from pyserini_hybrid.eval._bias import MISSING_RANK_RULE
-from pyserini_hybrid.eval._metrics import (AGGREGATE_KINDS, MEASURES, MISSING_RULE, PRIMARY, TIE_RULE,
-                                           SettingResult, aggregate, aggregate_units, question_of)
+from pyserini_hybrid.eval._metrics import (AGGREGATE_KINDS, COLLECTION_KIND, MEASURES, MISSING_RULE, PRIMARY,
+                                           TIE_RULE, SettingResult, aggregate, aggregate_units, unit_cluster)
 from pyserini_hybrid.eval._significance import (DEFAULT_BOOTSTRAP, DEFAULT_RESAMPLES, bootstrap_ci, compare, holm,
                                                 randomization_test, seed_for)
 
@@ -34,6 +34,13 @@ _AGGREGATE_RULES = {
              'setting (Multi: every query language) has the same number of queries, as in XQuAD-R; they '
              'differ on MLQA-R (en 1148 queries, the other languages ~500)',
 }
+
+# The same tests on a collection's one setting (no question clusters, every measure tested).
+_COLLECTION_RULE = ('mean over the queries of the topics that have a relevant document in the qrels; a topic '
+                    'absent from the qrels is not scored (as in trec_eval), nor is one judged with no relevant '
+                    'document (trec_eval would average it in at 0; the collection table counts them)')
+_COLLECTION_UNIT = 'one judged query, paired between the two systems; each query is its own cluster'
+_COLLECTION_HOLM = 'Holm correction across all comparisons of the report (every system pair x measure), per test'
 
 
 def _setting_row(result: SettingResult, measures: Sequence[str]) -> dict:
@@ -60,7 +67,7 @@ def _depth_summary(results: Mapping[str, SettingResult]) -> dict:
 
 
 def _clusters(results: Mapping[str, SettingResult], keys: Sequence[tuple[str, str]]) -> list[str]:
-    return [question_of(qid, results[d].query_langs[qid]) for d, qid in keys]
+    return [unit_cluster(results[d], qid) for d, qid in keys]
 
 
 def _ci(results: Mapping[str, SettingResult], kind: str, value: str, n_bootstrap: int, seed: int) -> list[float]:
@@ -70,11 +77,11 @@ def _ci(results: Mapping[str, SettingResult], kind: str, value: str, n_bootstrap
 
 
 def _system_block(results: Mapping[str, SettingResult], measures: Sequence[str], *, seed: int, name: str,
-                  n_bootstrap: int) -> dict:
+                  n_bootstrap: int, kinds: Sequence[str] = AGGREGATE_KINDS) -> dict:
     aggregates: dict[str, dict] = {}
     for measure in measures:
         aggregates[measure] = {}
-        for kind in AGGREGATE_KINDS:
+        for kind in kinds:
             agg = aggregate(results, kind, measure)
             if agg is None:
                 continue
@@ -96,7 +103,7 @@ def _system_block(results: Mapping[str, SettingResult], measures: Sequence[str],
 
 def _ordered(results: Mapping[str, SettingResult]) -> list[str]:
     order = {'mono': 0, 'cross': 1, 'multi': 2}
-    return sorted(results, key=lambda d: (order[results[d].kind], d))
+    return sorted(results, key=lambda d: (order.get(results[d].kind, 3), d))
 
 
 def _setting_tests(results_a: Mapping[str, SettingResult], results_b: Mapping[str, SettingResult], label: str, *,
@@ -152,13 +159,15 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
                  measures: Sequence[str] = MEASURES, seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
                  n_bootstrap: int = DEFAULT_BOOTSTRAP, setting_tests: bool = True,
                  trec_eval_checks: Sequence[dict] = (), sources: Mapping[str, str] | None = None,
-                 precisions: Mapping[str, str | None] | None = None, command: str | None = None) -> dict:
+                 precisions: Mapping[str, str | None] | None = None, command: str | None = None,
+                 collection: Mapping | None = None) -> dict:
     """Everything the report says, as one JSON-ready dict.
 
     Parameters
     ----------
     dataset_id
-        The collection id (``lareqa/xquad-r``) or the one setting evaluated.
+        The collection id (``lareqa/xquad-r``) or the one setting evaluated; with ``collection``,
+        the ``--dataset`` a non-LAReQA collection was given as (folder or ir_datasets id).
     systems
         ``{system name: {dataset_id: SettingResult}}``, in display order; comparisons are ``b - a``
         for every pair ``(a, b)`` with ``a`` listed first.
@@ -173,6 +182,12 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
     precisions
         ``{system: encoder precision it ran at}`` ('auto' resolved: ``'fp32'``, ``'bf16'``,
         ``'int8'``) for systems encoded here (exact mode); systems read from run files have none.
+    collection
+        For a collection that is not LAReQA (its one setting of kind ``'all'``): what the report says
+        of it, at least ``name`` (e.g. ``docs``, ``queries``, ``judged_queries``, ``topics``,
+        ``qrels``). Its aggregate is the mean over the judged queries, every measure is tested, each
+        query is its own cluster, each system's per-query values are kept (``per_query``), and there
+        are no per-setting tests, rank distance or figures.
     """
     from pyserini_hybrid import __version__
     from pyserini_hybrid.datasets import parse_dataset_id
@@ -181,10 +196,10 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
         raise ValueError("no system to report on")
     if PRIMARY not in measures:
         raise ValueError(f"the report needs {PRIMARY} among the measures")
-    setting = parse_dataset_id(dataset_id)
+    collection_name = parse_dataset_id(dataset_id).collection if collection is None else collection['name']
     report = {
         'tool': 'pyserini_hybrid.eval', 'version': __version__, 'command': command,
-        'dataset': dataset_id, 'collection': setting.collection, 'measures': list(measures), 'primary': PRIMARY,
+        'dataset': dataset_id, 'collection': collection_name, 'measures': list(measures), 'primary': PRIMARY,
         'protocol': {
             'metrics': 'ir_measures with the pytrec_eval provider (trec_eval code) on run files; exact mode '
                        'computes the same definitions from the full score matrix',
@@ -206,17 +221,29 @@ def build_report(dataset_id: str, systems: Mapping[str, Mapping[str, SettingResu
         'systems': {}, 'comparisons': [], 'skipped_comparisons': [], 'setting_comparisons': [],
         'trec_eval_check': list(trec_eval_checks),
     }
+    kinds: Sequence[str] = AGGREGATE_KINDS
+    tested = [(k, PRIMARY) for k in AGGREGATE_KINDS] + [('multi', 'rank_distance')]
+    if collection is not None:
+        kinds, tested, setting_tests = (COLLECTION_KIND,), [(COLLECTION_KIND, m) for m in measures], False
+        report['collection_info'] = dict(collection)
+        protocol = report['protocol']
+        del protocol['rank_distance']
+        protocol['aggregates'] = {COLLECTION_KIND: _COLLECTION_RULE}
+        protocol['averaging'] = 'mean over the judged queries'
+        protocol['significance'].update(unit=_COLLECTION_UNIT, holm=_COLLECTION_HOLM)
     for name, results in systems.items():
         if not results:
             raise ValueError(f"system {name!r} has no evaluated setting")
-        block = _system_block(results, measures, seed=seed, name=name, n_bootstrap=n_bootstrap)
+        block = _system_block(results, measures, seed=seed, name=name, n_bootstrap=n_bootstrap, kinds=kinds)
         block['source'] = (sources or {}).get(name, '')
         block['precision'] = (precisions or {}).get(name)
+        if collection is not None:   # one setting: its per-query values, to check against any other tool
+            block['per_query'] = next(iter(results.values())).per_query
         report['systems'][name] = block
 
     for a, b in itertools.combinations(list(systems), 2):
         label = f'{a}|{b}'
-        for kind, value in [(k, PRIMARY) for k in AGGREGATE_KINDS] + [('multi', 'rank_distance')]:
+        for kind, value in tested:
             if value == 'rank_distance':
                 multis = [next((r for r in systems[s].values() if r.kind == 'multi'), None) for s in (a, b)]
                 if None in multis:
@@ -264,23 +291,103 @@ def _p(value: float) -> str:
     return f'{value:.2e}' if value < 1e-3 else f'{value:.4f}'
 
 
-def render_markdown(report: Mapping) -> str:
-    """The markdown report (every number also in ``report.json``)."""
-    from pyserini_hybrid.datasets import COLLECTIONS
+def _header(report: Mapping) -> list[str]:
+    return [f"# Retrieval evaluation: {report['dataset']}", '',
+            f"Produced by `{report['tool']}` {report['version']}"
+            + (f" with `{report['command']}`" if report.get('command') else '') + '.']
 
-    systems = report['systems']
-    langs = COLLECTIONS[report['collection']]
-    primary = report['primary']
-    lines = [f"# Retrieval evaluation: {report['dataset']}", '']
-    lines.append(f"Produced by `{report['tool']}` {report['version']}"
-                 + (f" with `{report['command']}`" if report.get('command') else '') + '.')
-    lines += ['', '## Systems and depth', '']
+
+def _systems_table(systems: Mapping) -> list[str]:
     rows = []
     for name, block in systems.items():
         depth = block['depth']
         rows.append([name, block['source'] or '–', block.get('precision') or '–', depth['label'],
                      f"{depth['n_settings']}"])
-    lines += _table(['system', 'source', 'encoder precision', 'measure depth', 'settings'], rows)
+    return _table(['system', 'source', 'encoder precision', 'measure depth', 'settings'], rows)
+
+
+def _significance_section(report: Mapping) -> list[str]:
+    if not report['comparisons']:
+        return []
+    sig = report['protocol']['significance']
+    lines = ['', f'## Significance (b − a, paired per query; Holm across the {len(report["comparisons"])} '
+                 'comparisons)', '']
+    rows = []
+    for c in report['comparisons']:
+        bias = c['value'] == 'rank_distance'
+        title = _KIND_TITLE.get(c['aggregate'])   # none for a collection's one setting
+        what = 'rank distance' if bias else (f"{title} {c['value']}" if title else c['value'])
+        digits = 2 if bias else 4
+        star = ' *' if c['p_randomization_holm'] <= sig['alpha'] else ''
+        rows.append([c['a'], c['b'], what, f"{_f(c['a_value'], digits)} → {_f(c['b_value'], digits)}",
+                     f"{c['diff']:+.{digits}f}{star}", f"[{c['ci95'][0]:+.{digits}f}, {c['ci95'][1]:+.{digits}f}]",
+                     _p(c['p_randomization']), _p(c['p_randomization_holm']), _p(c['p_t']), _p(c['p_t_holm']),
+                     f"{c['n_units']} / {c['n_clusters']}"])
+    lines += _table(['a', 'b', 'aggregate' if report['protocol'].get('rank_distance') else 'measure', 'a → b', 'Δ',
+                     '95% CI', 'p rand.', 'p rand. Holm', 'p t-test', 'p t Holm', 'units / clusters'], rows)
+    lines += ['', f"\\* significant at α = {sig['alpha']} after Holm (randomization test, "
+                  f"{sig['n_resamples']} sign flips, seed {sig['seed']}). Unit: {sig['unit']}."]
+    return lines
+
+
+def _trec_eval_section(report: Mapping) -> list[str]:
+    if not report['trec_eval_check']:
+        return []
+    rows = [[c['system'], c['setting'], _f(c['trec_eval_map']), _f(c['ir_measures_map'], 6),
+             f"{c['abs_diff']:.1e}", 'yes' if c['agree'] else 'NO'] for c in report['trec_eval_check']]
+    return ['', '## Cross-check with trec_eval', ''] + _table(
+        ['system', 'setting', 'trec_eval map', 'ir_measures AP', 'abs. difference', 'agree (≤ 1e-4)'], rows)
+
+
+def _rules(protocol: Mapping, specific: Sequence[str]) -> list[str]:
+    return ['', '## Rules', '',
+            f"- Metrics: {protocol['metrics']}.",
+            f"- Ties: {protocol['tie_rule']}.",
+            f"- Missing queries: {protocol['missing_queries']}.",
+            *specific,
+            f"- Significance: {protocol['significance']['tests']}; {protocol['significance']['ci']}; "
+            f"{protocol['significance']['holm']}.", '']
+
+
+def _render_collection(report: Mapping) -> str:
+    """The markdown report of a collection that is not LAReQA: one setting, every measure tested."""
+    systems, measures, info = report['systems'], report['measures'], report['collection_info']
+    lines = _header(report)
+    lines += ['', '## Collection', '']
+    lines += _table(['', ''], [[key.replace('_', ' '), '–' if value is None else str(value)]
+                               for key, value in info.items()])
+    lines += ['', '## Systems and depth', '']
+    lines += _systems_table(systems)
+    primary = report['primary']
+    lines += ['', f'## Measures (mean over the judged queries; {primary} with its 95% bootstrap CI)', '']
+    rows = []
+    for name, block in systems.items():
+        cells = [name]
+        for measure in measures:
+            agg = block['aggregates'][measure][COLLECTION_KIND]
+            cells.append(_f(agg['macro']) + (f" [{_f(agg['ci95'][0], 3)}, {_f(agg['ci95'][1], 3)}]"
+                                             if 'ci95' in agg else ''))
+        cells.append(str(next(iter(block['settings'].values()))['missing_queries']))
+        rows.append(cells)
+    lines += _table(['system'] + list(measures) + ['queries absent from the run (scored 0)'], rows)
+    lines += _significance_section(report)
+    lines += _trec_eval_section(report)
+    lines += _rules(report['protocol'], [f"- Queries: {report['protocol']['aggregates'][COLLECTION_KIND]}."])
+    return '\n'.join(lines)
+
+
+def render_markdown(report: Mapping) -> str:
+    """The markdown report (every number also in ``report.json``)."""
+    from pyserini_hybrid.datasets import COLLECTIONS
+
+    if 'collection_info' in report:
+        return _render_collection(report)
+    systems = report['systems']
+    langs = COLLECTIONS[report['collection']]
+    primary = report['primary']
+    lines = _header(report)
+    lines += ['', '## Systems and depth', '']
+    lines += _systems_table(systems)
     lines += ['', 'The protocol\'s mAP ranks every candidate of the pool. A run that ranks fewer (cut at `hits`, '
                   'or a lexical retriever that returns only documents sharing a term with the query) gives AP at '
                   'that depth, which can only be lower or equal: relevant sentences it does not rank count as not '
@@ -312,24 +419,7 @@ def render_markdown(report: Mapping) -> str:
     lines += _table(['system', 'measure', 'Mono', 'Cross', 'Multi'], rows)
     lines += ['', report['protocol']['aggregates']['micro'] + '.']
 
-    if report['comparisons']:
-        sig = report['protocol']['significance']
-        lines += ['', f'## Significance (b − a, paired per query; Holm across the {len(report["comparisons"])} '
-                      'comparisons)', '']
-        rows = []
-        for c in report['comparisons']:
-            bias = c['value'] == 'rank_distance'
-            what = 'rank distance' if bias else f"{_KIND_TITLE[c['aggregate']]} {c['value']}"
-            digits = 2 if bias else 4
-            star = ' *' if c['p_randomization_holm'] <= sig['alpha'] else ''
-            rows.append([c['a'], c['b'], what, f"{_f(c['a_value'], digits)} → {_f(c['b_value'], digits)}",
-                         f"{c['diff']:+.{digits}f}{star}", f"[{c['ci95'][0]:+.{digits}f}, {c['ci95'][1]:+.{digits}f}]",
-                         _p(c['p_randomization']), _p(c['p_randomization_holm']), _p(c['p_t']), _p(c['p_t_holm']),
-                         f"{c['n_units']} / {c['n_clusters']}"])
-        lines += _table(['a', 'b', 'aggregate', 'a → b', 'Δ', '95% CI', 'p rand.', 'p rand. Holm', 'p t-test',
-                         'p t Holm', 'units / clusters'], rows)
-        lines += ['', f"\\* significant at α = {sig['alpha']} after Holm (randomization test, "
-                      f"{sig['n_resamples']} sign flips, seed {sig['seed']}). Unit: {sig['unit']}."]
+    lines += _significance_section(report)
     for skipped in report.get('skipped_comparisons', []):
         lines.append(f"- Not compared: {skipped['value'].replace('_', ' ')} of {skipped['a']} vs {skipped['b']}: "
                      f"{skipped['why']}.")
@@ -370,12 +460,7 @@ def render_markdown(report: Mapping) -> str:
             lines.append(f"![Cross {primary} of {name}](cross_heatmap_{_safe(name)}.png)")
     lines.append(f'![Mono/Cross/Multi {primary}](aggregates.png)')
 
-    if report['trec_eval_check']:
-        lines += ['', '## Cross-check with trec_eval', '']
-        rows = [[c['system'], c['setting'], _f(c['trec_eval_map']), _f(c['ir_measures_map'], 6),
-                 f"{c['abs_diff']:.1e}", 'yes' if c['agree'] else 'NO'] for c in report['trec_eval_check']]
-        lines += _table(['system', 'setting', 'trec_eval map', 'ir_measures AP', 'abs. difference',
-                         'agree (≤ 1e-4)'], rows)
+    lines += _trec_eval_section(report)
 
     lines += ['', f'## Every setting ({primary}; @ = most hits ranked for a query)', '']
     ids = []
@@ -394,15 +479,9 @@ def render_markdown(report: Mapping) -> str:
     lines += _table(['setting', 'kind', 'queries', 'docs'] + names, rows)
 
     protocol = report['protocol']
-    lines += ['', '## Rules', '',
-              f"- Metrics: {protocol['metrics']}.",
-              f"- Ties: {protocol['tie_rule']}.",
-              f"- Missing queries: {protocol['missing_queries']}.",
-              f"- Rank distance with cut runs: {protocol['rank_distance']}.",
-              f"- Mono: {protocol['aggregates']['mono']}; Cross: {protocol['aggregates']['cross']}; "
-              f"Multi: {protocol['aggregates']['multi']}.",
-              f"- Significance: {protocol['significance']['tests']}; {protocol['significance']['ci']}; "
-              f"{protocol['significance']['holm']}.", '']
+    lines += _rules(protocol, [f"- Rank distance with cut runs: {protocol['rank_distance']}.",
+                               f"- Mono: {protocol['aggregates']['mono']}; Cross: {protocol['aggregates']['cross']}; "
+                               f"Multi: {protocol['aggregates']['multi']}."])
     return '\n'.join(lines)
 
 
@@ -426,8 +505,9 @@ def write_report(report: Mapping, output_dir: str | os.PathLike) -> list[Path]:
     files: dict[str, bytes] = {
         'report.json': (json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + '\n').encode('utf-8'),
         'report.md': render_markdown(report).encode('utf-8'),
-        'aggregates.png': plot_aggregates(report),
     }
+    if 'collection_info' not in report:   # the figures are of Mono / Cross / Multi
+        files['aggregates.png'] = plot_aggregates(report)
     for name, block in report['systems'].items():
         if 'cross' in block['aggregates'][report['primary']]:
             files[f'cross_heatmap_{_safe(name)}.png'] = plot_cross_heatmap(report, name)

@@ -194,7 +194,8 @@ def compare(results_a: Mapping[str, 'SettingResult'], results_b: Mapping[str, 'S
 
     The units are the queries of every shared setting of ``kind`` (for Multi, the queries of the
     pooled ranking), weighted as the aggregate weights them
-    (:func:`~pyserini_hybrid.eval.aggregate_units`) and clustered by SQuAD question, so the tested
+    (:func:`~pyserini_hybrid.eval.aggregate_units`) and clustered by SQuAD question (another
+    collection: each query its own cluster), so the tested
     difference is the difference of the printed macro averages.
 
     Returns
@@ -204,7 +205,7 @@ def compare(results_a: Mapping[str, 'SettingResult'], results_b: Mapping[str, 'S
         ``p_randomization``, ``p_t``, ``n_settings``, ``n_units``, ``n_clusters``; ``None`` when no
         setting is shared.
     """
-    from pyserini_hybrid.eval._metrics import aggregate_units, question_of
+    from pyserini_hybrid.eval._metrics import aggregate_units, unit_cluster
 
     shared = ({d for d, r in results_a.items() if r.kind == kind}
               & {d for d, r in results_b.items() if r.kind == kind})
@@ -214,7 +215,7 @@ def compare(results_a: Mapping[str, 'SettingResult'], results_b: Mapping[str, 'S
     keys_b, _, vb = aggregate_units(results_b, kind, value, shared)
     if keys_a != keys_b:
         raise ValueError(f"{kind}: the two systems were scored on different queries")
-    clusters = [question_of(qid, results_a[d].query_langs[qid]) for d, qid in keys_a]
+    clusters = [unit_cluster(results_a[d], qid) for d, qid in keys_a]
     tag = f'{label}|{kind}|{value}'
     return {
         'a_value': float(np.dot(weights, va)), 'b_value': float(np.dot(weights, vb)),
