@@ -138,6 +138,28 @@ class Collection:
         self.setting(setting)
         return np.arange(len(self.queries), dtype=np.int64)
 
+    def with_languages(self, lang: str | None = None, candidates: Sequence[str] = ()) -> 'Collection':
+        """This collection with every text's language filled in (BM25 analyzers and the bias correction
+        need them): ``lang``, else the corpus's one language, else identified offline among ``candidates``
+        (:func:`pyserini_hybrid.encoders.identify_languages`). Texts that name one keep it."""
+        if all(x.lang for x in [*self.docs, *self.queries]):
+            return self
+        default = lang or (self.langs[0] if len(self.langs) == 1 else None)
+
+        def fill(items):
+            todo = [i for i, x in enumerate(items) if not x.lang]
+            if default is not None:
+                found = [default] * len(todo)
+            else:
+                from pyserini_hybrid.encoders import identify_languages
+                found = identify_languages([items[i].text for i in todo], sorted(candidates))
+            out = list(items)
+            for i, value in zip(todo, found):
+                out[i] = out[i]._replace(lang=value)
+            return out
+
+        return Collection(self.name, fill(self.docs), fill(self.queries), self.qrels)
+
     def qrels_for(self, setting: Setting | str | None = None) -> dict[str, dict[str, int]]:
         """The setting's qrels: judgements of its queries on documents of its corpus."""
         setting = self.setting(setting)

@@ -289,14 +289,18 @@ def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[
         systems[name] = evaluate_system(collection, {setting.dataset_id: path}, measures=measures)
         sources[name] = f'runs: {path}'
     if exact:
-        from pyserini_hybrid.search.__main__ import _with_languages
+        from pyserini_hybrid.datasets._ids import COLLECTIONS
 
+        languages = COLLECTIONS['xquad-r']   # those the bias statistics (NTREX) cover
         graded = sorted({r for j in collection.qrels.values() for r in j.values() if r > 1})
         if graded:   # metrics_from_ranks is binary: its nDCG would not be trec_eval's graded one
             raise ValueError(f"--exact scores binary relevance; the qrels grade relevance up to {graded[-1]} "
                              f"(score a full-depth run file of the encoder instead)")
         # the bias correction needs every text's language, as search --dataset fills them
-        collection = _with_languages(collection, args.language, corrections != [('none', None)])
+        if corrections != [('none', None)]:
+            if args.language is not None and args.language not in languages:
+                raise ValueError(f"--language {args.language!r} is not one of {', '.join(languages)}")
+            collection = collection.with_languages(args.language, languages)
         setting = collection.setting()   # its languages are now known (the bias correction reads them)
     precision = _add_exact(systems, sources, collection, [setting], args, exact, corrections, instructed,
                            measures=measures)

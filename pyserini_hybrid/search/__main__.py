@@ -266,32 +266,13 @@ def _fuse(args, dense, bm25) -> Iterator[tuple[str, Run]]:
 
 
 def _with_languages(collection, lang: str | None, needed: bool):
-    """``collection`` with every text's language filled in where ``needed`` (BM25 analyzers, bias
-    correction): ``lang``, else the corpus's one language, else identified offline among the
-    languages BM25 has analyzers for."""
-    from pyserini_hybrid.datasets import Collection
-
-    if not needed or all(x.lang for x in [*collection.docs, *collection.queries]):
-        return collection
+    """``collection`` with its texts' languages filled in where ``needed`` (BM25 analyzers, bias
+    correction), identified among the languages BM25 has analyzers for."""
     from pyserini_hybrid.search._bm25 import ANALYZERS
 
     if lang is not None and lang not in ANALYZERS:
         raise UsageError(f"--language {lang!r} is not one of {', '.join(sorted(ANALYZERS))}")
-    default = lang or (collection.langs[0] if len(collection.langs) == 1 else None)
-
-    def fill(items):
-        todo = [i for i, x in enumerate(items) if not x.lang]
-        if default is not None:
-            found = [default] * len(todo)
-        else:
-            from pyserini_hybrid.encoders import identify_languages
-            found = identify_languages([items[i].text for i in todo], sorted(ANALYZERS))
-        out = list(items)
-        for i, value in zip(todo, found):
-            out[i] = out[i]._replace(lang=value)
-        return out
-
-    return Collection(collection.name, fill(collection.docs), fill(collection.queries), collection.qrels)
+    return collection.with_languages(lang, ANALYZERS) if needed else collection
 
 
 def _index_iter(args, queries) -> Iterator[tuple[str, Run]]:
