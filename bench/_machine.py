@@ -39,7 +39,7 @@ def tag() -> str:
     return 'other'
 
 
-def line(info: dict) -> str:
+def machine_line(info: dict) -> str:
     """One markdown line naming the machine."""
     return (f"Machine: {info['cpu_model']}, {info['cores']} cores, SIMD {' '.join(info['simd']) or 'none listed'}; "
             f"native bf16: {info['native_bf16']}; Python {info['python']}, torch {info['torch']}.")

@@ -33,7 +33,7 @@ from pyserini_hybrid._io import atomic_write
 from pyserini_hybrid.encoders import PRECISIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, line, tag  # noqa: E402  (bench/ is not a package)
+from _machine import describe, machine_line, tag  # noqa: E402  (bench/ is not a package)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 BASELINE = 'st-fp32'
@@ -186,7 +186,7 @@ def render(result: dict) -> str:
              f"{result['texts']} XQuAD-R texts (all languages, candidates + questions), batch {result['batch_size']}, "
              f"{result['torch_threads']} torch threads, {result['rounds']} interleaved rounds; "
              f"load average {result['loadavg_before'][0]} -> {result['loadavg_after'][0]}.", '',
-             line(result['machine']), '',
+             machine_line(result['machine']), '',
              '| variant | texts/s (wall) | speed-up vs st-fp32 | texts per CPU-second | speed-up (CPU time) | '
              'cosine to st-fp32 (mean / min) |' + (' Mono-en mAP |' if mono else ''),
              '|---|---|---|---|---|---|' + ('---|' if mono else '')]

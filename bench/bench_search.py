@@ -34,7 +34,7 @@ from pyserini_hybrid.encoders import PRECISIONS
 from pyserini_hybrid._trec import write_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, line, tag  # noqa: E402  (bench/ is not a package)
+from _machine import describe, machine_line, tag  # noqa: E402  (bench/ is not a package)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                   + f"; the grid encodes {slow['grid_texts']} texts in all (extrapolated linearly)."]
     if same is not None:
         lines += ['', f"Warm-cache runs byte-identical to the cold-cache ones: {same}."]
-    lines += ['', line(result['machine']), '', f"Load average at the end {os.getloadavg()[0]:.1f} (other jobs "
+    lines += ['', machine_line(result['machine']), '', f"Load average at the end {os.getloadavg()[0]:.1f} (other jobs "
                   f"shared the CPUs when it is above {os.cpu_count()}). Times are wall clock."]
     with atomic_write(out.with_suffix('.md')) as fh:
         fh.write('\n'.join(lines) + '\n')

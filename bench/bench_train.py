@@ -32,7 +32,7 @@ os.environ.setdefault('PYSERINI_HYBRID_DATA', str(REPO.parent / 'shared' / 'data
 import pyserini_hybrid  # noqa: E402,F401  (Java set-up first, as everywhere)
 
 sys.path.insert(0, str(REPO / 'bench'))
-from _machine import describe, line, tag  # noqa: E402  (bench/ is not a package)
+from _machine import describe, machine_line, tag  # noqa: E402  (bench/ is not a package)
 
 
 def _recipe(args, output: Path, freeze: bool, precision: str = 'fp32'):
@@ -159,7 +159,7 @@ def main() -> None:
                      f"{r['wall_seconds']:.0f} |")
     lines += ['', f"ours / default: {ratio:.2f}x (wall), {cpu_ratio:.2f}x (CPU time). Load average before/after: "
               f"{', '.join(f'{x:.1f}' for x in load_before)} / {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-              "(other jobs on the machine slow every run alike).", '', line(report['machine']), '']
+              "(other jobs on the machine slow every run alike).", '', machine_line(report['machine']), '']
     with atomic_write(out / f'train-{tag()}.md') as fh:
         fh.write('\n'.join(lines))
     print('\n'.join(lines))
