@@ -83,8 +83,8 @@ def read_run(path: str | os.PathLike) -> Run:
 
 
 def _read_run_columnar(path: Path) -> Run | None:
-    """The same run as :func:`_read_run_lines`, read as columns (~10x faster); None when the file
-    breaks any rule, so that the line reader names the first bad line."""
+    """The same run as :func:`_read_run_lines`, read as columns (~1.4x faster on 100k-line runs);
+    None when the file breaks any rule, so that the line reader names the first bad line."""
     import numpy as np
     import pandas as pd
 
