@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from pyserini_hybrid.datasets._ids import Setting
+from pyserini_hybrid.datasets._ids import COLLECTIONS, Setting
 from pyserini_hybrid.datasets._lareqa import LareqaDoc, ParsedFile, Pool
 
 __all__ = ['TRAIN_DATA_ENV', 'NTREX_FILES', 'VALIDATION_COLLECTION', 'VALIDATION_LANGUAGES', 'NtrexError',
@@ -32,7 +32,7 @@ NTREX_FILES = {'en': 'newstest2019-src.eng.txt', 'ar': 'newstest2019-ref.arb.txt
                'ru': 'newstest2019-ref.rus.txt', 'th': 'newstest2019-ref.tha.txt', 'tr': 'newstest2019-ref.tur.txt',
                'vi': 'newstest2019-ref.vie.txt', 'zh': 'newstest2019-ref.zho-CN.txt'}
 VALIDATION_COLLECTION = 'ntrex-val'
-VALIDATION_LANGUAGES = ('ar', 'de', 'el', 'en', 'es', 'hi', 'ru', 'th', 'tr', 'vi', 'zh')
+VALIDATION_LANGUAGES = COLLECTIONS['xquad-r']   # the validation benchmark mirrors XQuAD-R's languages
 # One document in VALIDATION_MODULUS is held out: 30 of NTREX's 123 documents, 429 of 1,997 lines.
 VALIDATION_MODULUS = 4
 
