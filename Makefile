@@ -23,7 +23,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 # The short hybrid fine-tune: its output appears only when training completes; an interrupted run
 # resumes from its checkpoints (<output>.checkpoints) on the next make main.
-$(HYBRID)/pyserini_hybrid.json: $(VENV)/.installed
+$(HYBRID)/pyserini_hybrid.json: | $(VENV)/.installed   # order-only: a reinstall does not retrain
 	mkdir -p $(dir $(HYBRID))
 	$(PY) -m pyserini_hybrid.train --recipe encoders/me5-small-hybrid.yaml --max-steps $(HYBRID_STEPS) --output $(HYBRID) \
 		--quiet $(if $(wildcard $(HYBRID).checkpoints),--resume)
