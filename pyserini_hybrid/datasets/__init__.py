@@ -15,8 +15,8 @@ For bulk work use the pool directly: ``load_pool('xquad-r')`` parses each file o
 Data comes from ``$PYSERINI_HYBRID_DATA/{collection}/{lang}.json`` or from the pinned downloads
 (see :mod:`pyserini_hybrid.datasets._download`); every file is md5-checked.
 """
-from pyserini_hybrid.datasets._collection import (Collection, Doc, LareqaCollection, Query, from_ir_datasets,
-                                                 from_json_collection, from_lareqa, load_collection,
+from pyserini_hybrid.datasets._collection import (COLLECTION_KIND, Collection, Doc, LareqaCollection, Query, from_ir_datasets,
+                                                 from_json_collection, from_lareqa, is_lareqa_id, load_collection,
                                                  read_json_collection, read_topics)
 from pyserini_hybrid.datasets._download import collection_files, is_available
 from pyserini_hybrid.datasets._export import default_export_dir, export_setting
@@ -29,7 +29,7 @@ from pyserini_hybrid.datasets._ntrex import (VALIDATION_COLLECTION, NtrexError, 
                                              is_validation_document, load_validation_pool, validation_settings)
 from pyserini_hybrid.datasets._registry import register
 
-__all__ = ['COLLECTIONS', 'Collection', 'CollectionError', 'Doc', 'LareqaCollection', 'Query', 'from_ir_datasets',
-           'from_json_collection', 'from_lareqa', 'load_collection', 'read_json_collection', 'read_topics', 'LareqaDataError', 'LareqaDoc', 'LareqaQuery', 'NtrexError', 'Pool', 'VALIDATION_COLLECTION', 'Setting', 'clear_cache',
+__all__ = ['COLLECTIONS', 'COLLECTION_KIND', 'Collection', 'CollectionError', 'Doc', 'LareqaCollection', 'Query', 'from_ir_datasets',
+           'from_json_collection', 'from_lareqa', 'is_lareqa_id', 'load_collection', 'read_json_collection', 'read_topics', 'LareqaDataError', 'LareqaDoc', 'LareqaQuery', 'NtrexError', 'Pool', 'VALIDATION_COLLECTION', 'Setting', 'clear_cache',
            'collection_files', 'dataset_id_from_run_filename', 'default_export_dir', 'export_setting', 'is_available',
            'default_train_dir', 'is_validation_document', 'list_settings', 'load_pool', 'load_validation_pool', 'parse_dataset_id', 'parse_file', 'register', 'run_filename', 'validation_settings']

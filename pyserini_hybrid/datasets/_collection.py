@@ -31,9 +31,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from pyserini_hybrid.datasets._lareqa import Pool
 
-__all__ = ['Collection', 'CollectionError', 'Doc', 'Query', 'from_ir_datasets', 'from_json_collection',
-           'from_lareqa', 'load_collection', 'read_json_collection', 'read_topics']
+__all__ = ['COLLECTION_KIND', 'Collection', 'CollectionError', 'Doc', 'Query', 'from_ir_datasets', 'from_json_collection',
+           'from_lareqa', 'is_lareqa_id', 'load_collection', 'read_json_collection', 'read_topics']
 
+# The kind of a collection's one setting: every query against every document.
+COLLECTION_KIND = 'all'
 _ID_KEYS = ('id', 'docid', 'doc_id', '_id')
 _TEXT_KEYS = ('contents', 'text', 'body')
 _LANG_KEYS = ('lang', 'language')
@@ -81,18 +83,15 @@ class Collection:
         self.docs = list(docs)
         self.queries = list(queries)
         self.qrels: dict[str, dict[str, int]] = {q: dict(d) for q, d in (qrels or {}).items()}
-        seen: set[str] = set()
-        for doc in self.docs:
-            if doc.doc_id in seen:
-                raise CollectionError(f"{name}: duplicate document id {doc.doc_id!r}")
-            seen.add(doc.doc_id)
-        qids = [q.query_id for q in self.queries]
-        if len(set(qids)) != len(qids):
-            dup = next(q for i, q in enumerate(qids) if q in qids[:i])
-            raise CollectionError(f"{name}: duplicate query id {dup!r}")
+        for what, ids in (('document', (d.doc_id for d in self.docs)), ('query', (q.query_id for q in self.queries))):
+            seen: set[str] = set()
+            for item_id in ids:
+                if item_id in seen:
+                    raise CollectionError(f"{name}: duplicate {what} id {item_id!r}")
+                seen.add(item_id)
         langs = sorted({d.lang for d in self.docs if d.lang})
         self.langs: tuple[str, ...] = tuple(langs)
-        self._setting = Setting(name, name, 'all', None, self.langs)
+        self._setting = Setting(name, name, COLLECTION_KIND, None, self.langs)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.name!r}, docs={len(self.docs)}, queries={len(self.queries)})'
@@ -408,6 +407,12 @@ def from_json_collection(folder: str | os.PathLike, topics: str | os.PathLike | 
     return Collection(name or Path(folder).name, docs, queries, judged)
 
 
+def is_lareqa_id(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names a LAReQA collection or setting (``lareqa/...``, and no such path exists)."""
+    text = os.fspath(source)
+    return text.split('/')[0] == PREFIX and not Path(text).exists()
+
+
 def load_collection(source: str | os.PathLike, topics: str | os.PathLike | None = None,
                     qrels: str | os.PathLike | None = None, *, lang: str | None = None) -> Collection:
     """The collection behind ``source``: a LAReQA id, a JsonCollection folder or an ir_datasets id.
@@ -430,7 +435,7 @@ def load_collection(source: str | os.PathLike, topics: str | os.PathLike | None 
     """
     text = os.fspath(source)
     path = Path(text)
-    if text.split('/')[0] == PREFIX and not path.exists():
+    if is_lareqa_id(text):
         if topics is not None or qrels is not None:
             raise CollectionError(f"{text}: a LAReQA id brings its own topics and qrels")
         return from_lareqa(text)

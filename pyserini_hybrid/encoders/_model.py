@@ -199,6 +199,7 @@ class Encoder:
             from pyserini_hybrid.encoders._onnx import load_onnx_int8
 
             self._onnx = load_onnx_int8(self, torch.get_num_threads())
+            self._after_transformer = list(self.model)[1:]   # pooling, normalisation: the model's own
         elif precision == 'int8':
             if self.model.device.type != 'cpu':
                 raise EncoderError("precision 'int8' (dynamic quantisation) runs on CPU only")
@@ -240,7 +241,7 @@ class Encoder:
                 features = batch_to_device(features, self.model.device)
                 if self._onnx is not None:   # the transformer in onnxruntime, pooling as the model's own
                     features = self._onnx(features)
-                    for module in list(self.model)[1:]:
+                    for module in self._after_transformer:
                         features = module(features)
                     embeddings = features['sentence_embedding']
                 else:

@@ -33,18 +33,10 @@ from pyserini_hybrid.encoders._registry import EncoderError
 if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.encoders._model import Encoder
 
-__all__ = ['ONNX_RECIPE_VERSION', 'OnnxTransformer', 'export_onnx_int8', 'load_onnx_int8', 'onnx_available',
-           'onnx_model_path']
+__all__ = ['ONNX_RECIPE_VERSION', 'OnnxTransformer', 'export_onnx_int8', 'load_onnx_int8', 'onnx_model_path']
 
 ONNX_RECIPE_VERSION = 1   # bump when the export recipe changes: the cached file name carries it
 _OPSET = 17
-
-
-def onnx_available() -> bool:
-    """Whether the backend's packages (onnx, onnxruntime) are importable."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None for name in ('onnx', 'onnxruntime'))
 
 
 def onnx_model_path(encoder: 'Encoder') -> Path:
@@ -139,7 +131,6 @@ def export_onnx_int8(model, path: str | os.PathLike) -> Path:
         keep_fp32 = _down_projections(fused, config.intermediate_size, config.hidden_size)
         quantize_dynamic(str(fused), str(quantised), per_channel=False, weight_type=QuantType.QInt8,
                          nodes_to_exclude=keep_fp32, extra_options={'DefaultTensorType': onnx.TensorProto.FLOAT})
-        os.chmod(quantised, 0o644)
         os.replace(quantised, path)
     return path
 

@@ -120,7 +120,7 @@ def parse_corrections(values: list[str]) -> list[tuple[str, int | None]]:
 
 def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     from pyserini_hybrid._io import check_output_path
-    from pyserini_hybrid.datasets import list_settings, load_pool, parse_dataset_id
+    from pyserini_hybrid.datasets import is_lareqa_id, list_settings, load_pool, parse_dataset_id
     from pyserini_hybrid.eval._evaluate import check_trec_eval, evaluate_system, find_run_files
     from pyserini_hybrid.eval._exact import correction_label
     from pyserini_hybrid.eval._metrics import PRIMARY
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> list[Path]:
     if output_dir.exists() and not output_dir.is_dir():
         raise NotADirectoryError(f"output directory is a file: {output_dir}")
     check_output_path(output_dir / 'report.md' if output_dir.is_dir() else output_dir)
-    if not _is_lareqa(args.dataset):
+    if not is_lareqa_id(args.dataset):
         return _run_collection(args, argv, runs, exact, corrections, instructed, output_dir)
     for flag, value in (('--topics', args.topics), ('--qrels', args.qrels), ('--language', args.language)):
         if value is not None:
@@ -235,12 +235,6 @@ def _agreeing(check: dict) -> dict:
         raise RuntimeError(f"trec_eval map {check['trec_eval_map']:.4f} and ir_measures AP "
                            f"{check['ir_measures_map']:.6f} disagree on {check['run']}")
     return check
-
-
-def _is_lareqa(dataset: str) -> bool:
-    from pyserini_hybrid.datasets._ids import PREFIX
-
-    return dataset.split('/')[0] == PREFIX and not Path(dataset).exists()   # as load_collection decides
 
 
 def _run_collection(args: argparse.Namespace, argv: list[str], runs: list[tuple[str, str]],

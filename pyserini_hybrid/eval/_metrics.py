@@ -13,6 +13,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from pyserini_hybrid._trec import Qrels, Run
+from pyserini_hybrid.datasets._collection import COLLECTION_KIND
 
 __all__ = ['MEASURES', 'PRIMARY', 'TIE_RULE', 'MISSING_RULE', 'AGGREGATE_KINDS', 'COLLECTION_KIND',
            'COLLECTION_MEASURES', 'SettingResult', 'per_query_metrics', 'metrics_from_ranks', 'trec_eval_order',
@@ -21,9 +22,8 @@ __all__ = ['MEASURES', 'PRIMARY', 'TIE_RULE', 'MISSING_RULE', 'AGGREGATE_KINDS',
 MEASURES: tuple[str, ...] = ('AP', 'R@1', 'R@10', 'nDCG@10')
 PRIMARY = 'AP'
 AGGREGATE_KINDS: tuple[str, ...] = ('mono', 'cross', 'multi')
-# A collection that is not LAReQA has one setting of this kind (datasets.Collection): every query
+# A collection that is not LAReQA has one setting of COLLECTION_KIND (datasets.Collection): every query
 # against every document; its one aggregate is the plain mean over its judged queries.
-COLLECTION_KIND = 'all'
 COLLECTION_MEASURES: tuple[str, ...] = ('AP', 'nDCG@10', 'R@10', 'R@100')
 TIE_RULE = ('score descending, then docid descending (byte order): the order trec_eval and pytrec_eval '
             'use, whatever the rank column or line order of the run file says')

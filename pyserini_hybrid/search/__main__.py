@@ -115,10 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_lareqa(args: argparse.Namespace) -> bool:
-    from pyserini_hybrid.datasets._ids import PREFIX
+    from pyserini_hybrid.datasets import is_lareqa_id
 
-    return (args.index is None and args.dataset is not None and args.dataset.split('/')[0] == PREFIX
-            and not Path(args.dataset).exists())
+    return args.index is None and args.dataset is not None and is_lareqa_id(args.dataset)
 
 
 def _check_args(args: argparse.Namespace) -> list:
@@ -306,45 +305,29 @@ def _index_iter(args, queries) -> Iterator[tuple[str, Run]]:
     if method != 'none':
         print(f"bias correction: {fix.describe()}", file=sys.stderr)
     searcher = FaissSearcher(str(args.index), HybridQueryEncoder(encoder, bias_correction=fix, lang=args.language))
-    qids = [q.query_id for q in queries]
-    langs = [q.lang for q in queries]
     run: Run = {}
     for start in range(0, len(queries), 1024):
         part = queries[start:start + 1024]
-        if fix.needs_query_langs and all(langs[start:start + 1024]):
+        texts, qids, langs = [q.text for q in part], [q.query_id for q in part], [q.lang for q in part]
+        if fix.needs_query_langs and all(langs):
             # the topics name their languages: give them to the encoder instead of identifying them
-            vectors = searcher.query_encoder.encode_batch([q.text for q in part], langs=langs[start:start + 1024])
-            found = {}
-            scores, rows = searcher.index.search(vectors, args.hits)
-            for q, score_row, row in zip(part, scores, rows):
-                found[q.query_id] = [(searcher.docids[r], float(v)) for v, r in zip(score_row, row) if r >= 0]
+            scores, rows = searcher.index.search(searcher.query_encoder.encode_batch(texts, langs=langs), args.hits)
+            run.update({qid: [(searcher.docids[r], float(v)) for v, r in zip(score_row, row) if r >= 0]
+                        for qid, score_row, row in zip(qids, scores, rows)})
         else:
-            hits = searcher.batch_search([q.text for q in part], qids[start:start + 1024], k=args.hits,
-                                         threads=args.threads or 1)
-            found = {qid: [(h.docid, float(h.score)) for h in hits[qid]] for qid in qids[start:start + 1024]}
-        run.update(found)
+            hits = searcher.batch_search(texts, qids, k=args.hits, threads=args.threads or 1)
+            run.update({qid: [(h.docid, float(h.score)) for h in hits[qid]] for qid in qids})
     yield 'index', run
-
-
-def _run_name(dataset_id: str) -> str:
-    from pyserini_hybrid.datasets import run_filename
-
-    try:
-        return run_filename(dataset_id)
-    except ValueError:   # not a LAReQA id: the collection's name as a file name
-        return dataset_id.strip('/').replace('/', '.') + '.trec'
 
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Do what the parsed command line asks; returns the run files written."""
-    from tqdm.auto import tqdm
-
-    from pyserini_hybrid.datasets import Setting, load_collection, load_pool, read_topics
+    from pyserini_hybrid.datasets import COLLECTION_KIND, Setting, load_collection, load_pool, read_topics
 
     settings = _check_args(args)
     if args.index is not None:
         queries = read_topics(args.topics, args.language)
-        settings = [Setting('index', 'index', 'all', None, ())]
+        settings = [Setting('index', 'index', COLLECTION_KIND, None, ())]
         dense = _index_iter(args, queries)
         if args.retriever == 'fusion':
             dense_paths = None
@@ -352,7 +335,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             runs = _fuse(args, dense, _from_dir(bm25_paths))
         else:
             runs = dense
-        return _write(args, runs, settings, tqdm)
+        return _write(args, runs, settings)
     if _is_lareqa(args):
         dense_paths = _reused_runs(args.runs_dense, settings)
         bm25_paths = _reused_runs(args.runs_bm25, settings)
@@ -377,10 +360,14 @@ def run(args: argparse.Namespace) -> list[Path]:
         runs = _bm25_iter(args, pool, settings)
     else:
         runs = _fusion_iter(args, pool, settings, dense_paths, bm25_paths)
-    return _write(args, runs, settings, tqdm)
+    return _write(args, runs, settings)
 
 
-def _write(args, runs, settings, tqdm) -> list[Path]:
+def _write(args, runs, settings) -> list[Path]:
+    from tqdm.auto import tqdm
+
+    from pyserini_hybrid.datasets import run_filename
+
     tag = f'pyserini_hybrid.{args.retriever}'
     written = []
     output = Path(args.output)
@@ -388,7 +375,7 @@ def _write(args, runs, settings, tqdm) -> list[Path]:
         output.mkdir(exist_ok=True)
     for dataset_id, result in tqdm(runs, total=len(settings), desc=f'{args.retriever} settings', unit='setting',
                                    disable=len(settings) == 1):
-        path = output / _run_name(dataset_id) if args.all_settings else output
+        path = output / run_filename(dataset_id) if args.all_settings else output
         written.append(write_run(result, path, tag=tag, hits=args.hits))
     return written
 
