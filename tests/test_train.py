@@ -441,3 +441,86 @@ def test_resume_gives_the_same_weights(tmp_path, tiny_model, fixture_train_dir, 
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(TrainError, match='already exists'):
         train(part, **kw)
+
+
+# ----------------------------------------------------------------------------- translation distillation
+
+
+def test_distill_loss_is_two_minus_two_cosine_and_the_router_sends_labelled_batches_to_it():
+    import torch
+
+    from pyserini_hybrid.train._losses import PairsOrDistillLoss, TranslationDistillLoss
+
+    class Fixed(torch.nn.Module):   # a "model" returning given unit vectors
+        def __init__(self, vectors):
+            super().__init__()
+            self.vectors = vectors
+
+        def forward(self, features):
+            return {'sentence_embedding': self.vectors}
+
+    student = torch.nn.functional.normalize(torch.tensor([[1.0, 2.0, 2.0], [0.0, 3.0, 4.0]]), dim=-1)
+    teacher = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.0, 4.0, 3.0]]), dim=-1)
+    distill = TranslationDistillLoss(Fixed(student))
+    cos = (student * teacher).sum(-1)
+    assert torch.allclose(distill([{}], teacher), (2 - 2 * cos).mean())
+
+    class Pairs(torch.nn.Module):
+        def forward(self, features, labels):
+            return torch.tensor(-1.0)
+
+    router = PairsOrDistillLoss(Pairs(), distill)
+    assert router([{}, {}], None).item() == -1.0                      # a pair batch (no labels)
+    assert router([{}, {}], torch.zeros(2)).item() == -1.0            # 1-d labels: still a pair loss
+    assert torch.allclose(router([{}], teacher), distill([{}], teacher))
+
+
+def test_distill_objective_in_recipes(tmp_path):
+    base = RECIPE.format(base='me5-small-offline', steps=4)
+    entry = "  - corpus: ntrex\n    name: ntrex-distill\n    mode: translation\n    objective: distill\n    share: 0.3\n"
+    recipe = parse_recipe(base.replace("  - corpus: wikiqa\n", entry + "  - corpus: wikiqa\n"))
+    assert [e.objective for e in recipe.data].count('distill') == 1
+    data = recipe.to_dict()['data']
+    assert data[3]['objective'] == 'distill' and 'objective' not in data[0]   # the default is not recorded
+    with pytest.raises(RecipeError, match=r"data\[3\].objective.*must be one of pairs, distill"):
+        parse_recipe(base.replace("  - corpus: wikiqa\n", entry.replace('distill\n', 'mse\n') + "  - corpus: wikiqa\n"))
+    with pytest.raises(RecipeError, match="needs English"):
+        parse_recipe(base.replace('[de, en, es]', '[de, es]').replace("  - corpus: wikiqa\n", entry + "  - corpus: wikiqa\n"))
+
+
+@pytest.mark.slow
+def test_distill_source_pulls_translations_onto_the_base_english_vectors(tmp_path, tiny_model, fixture_train_dir,
+                                                                         index):
+    from pyserini_hybrid.encoders import Encoder
+    from pyserini_hybrid.train import TrainError, train
+
+    entry = "  - corpus: ntrex\n    name: ntrex-distill\n    mode: translation\n    objective: distill\n    share: 0.5\n"
+    text = RECIPE.format(base=tiny_model, steps=12)
+    plain = parse_recipe(text)
+    distilled = parse_recipe(text.replace("  - corpus: wikiqa\n", entry + "  - corpus: wikiqa\n"))
+    kw = dict(train_dir=fixture_train_dir, device='cpu', progress=False, eval_index=index)
+    train(plain.with_overrides(output=str(tmp_path / 'plain')), **kw)
+    log = tmp_path / 'batches.jsonl'
+    result = train(distilled.with_overrides(output=str(tmp_path / 'distilled')), batch_log=log, **kw)
+    assert result.completed and result.sources['ntrex-distill']['objective'] == 'distill'
+    batches = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any('ntrex-distill' in b['sources'] for b in batches) and any('xnli' in b['sources'] for b in batches)
+    assert not any(e.get('eval_loss') is None for e in result.log if 'eval_loss' in e)
+
+    table = load_source('ntrex', fixture_train_dir, ('de', 'en', 'es'), mode='translation')
+    en, others = table.langs.index('en'), [j for j, l in enumerate(table.langs) if l != 'en']
+    teacher = Encoder(str(tiny_model), precision='fp32').encode_passages(list(table.positives[:, en]))
+
+    def gap(model_dir) -> float:   # mean squared distance of each translation to its teacher vector
+        enc = Encoder(str(model_dir), precision='fp32')
+        return float(np.mean([((enc.encode_passages(list(table.positives[:, j])) - teacher) ** 2).sum(1).mean()
+                              for j in others]))
+
+    assert gap(tmp_path / 'distilled') < gap(tmp_path / 'plain')
+    # distillation batches and a DDP gather cannot mix: refused before anything starts
+    from pyserini_hybrid.train import _trainer
+
+    run = _trainer._Run(output=tmp_path / 'x', ckpt_dir=tmp_path / 'x.ck', snapshot={}, resume_from=None,
+                        batch_log=None, world_size=2, rank=0)
+    with pytest.raises(TrainError, match="one process only"):
+        _trainer._distill_sources(distilled, run)

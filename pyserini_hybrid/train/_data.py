@@ -14,7 +14,8 @@ query text, a positive text and optionally a hard negative (``None`` where the l
 :meth:`PairTable.to_dataset` turns a table into a lazy ``datasets.Dataset`` whose row index encodes
 ``(item, query_lang, positive_lang)`` arithmetically; the batch samplers (:mod:`._samplers`) pick
 indices, and the transform produces the ``anchor`` / ``positive`` [/ ``negative``] texts that the
-sentence-transformers collator tokenises.
+sentence-transformers collator tokenises. :meth:`PairTable.to_distill_dataset` does the same for a
+translation-distillation source: ``text`` (the row's positive) and ``label`` (a teacher vector).
 
 The corpus adapters that build tables from files live in :mod:`._corpora` (registered in its
 :data:`ADAPTERS`), file reading in :mod:`._files`, sentence splitting in :mod:`._sentences`; their
@@ -33,8 +34,8 @@ from pyserini_hybrid.datasets._ids import COLLECTIONS
 from pyserini_hybrid.datasets._ntrex import TRAIN_DATA_ENV, default_train_dir
 
 __all__ = ['TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TrainDataError',
-           'PairTable', 'RowTransform', 'default_train_dir', 'pair_table', 'table_from_rows', 'normalize_text',
-           'stable_hash']
+           'PairTable', 'RowTransform', 'DistillTransform', 'default_train_dir', 'pair_table', 'table_from_rows',
+           'normalize_text', 'stable_hash']
 
 # The paper's languages: XQuAD-R's 11 (MLQA-R's 7 are among them), defined once with the collections.
 ALL_LANGUAGES: tuple[str, ...] = COLLECTIONS['xquad-r']
@@ -205,6 +206,20 @@ class PairTable:
                                       with_negatives and self.negatives is not None))
         return ds
 
+    def to_distill_dataset(self, teacher: np.ndarray, passage_prefix: str = ''):
+        """A lazy dataset over the row grid for translation distillation (``objective: distill``).
+
+        Each row gives ``text``: the row's positive (a translation, passage prefix applied), and
+        ``label``: ``teacher[item]``, the frozen base model's embedding of the item's English text.
+        """
+        from datasets import Dataset
+
+        if teacher.shape[0] != len(self):
+            raise ValueError(f"{self.name}: {teacher.shape[0]} teacher vectors for {len(self)} items")
+        ds = Dataset.from_dict({'row': np.arange(self.n_rows, dtype=np.int64)})
+        ds.set_transform(DistillTransform(self, teacher, passage_prefix))
+        return ds
+
     def query_prefix(self, query_prefix: str, query_template: str | None) -> str:
         if query_template and self.task:
             return query_template.format(task=self.task)
@@ -230,6 +245,22 @@ class RowTransform:
             out['positive'].append(self.passage_prefix + positive)
             if self.with_negatives:
                 out['negative'].append(self.passage_prefix + (negative or ''))
+        return out
+
+
+class DistillTransform(RowTransform):
+    """``datasets`` transform: grid rows -> ``text`` (the positive) and ``label`` (its item's teacher vector)."""
+
+    def __init__(self, table: PairTable, teacher: np.ndarray, passage_prefix: str):
+        super().__init__(table, '', passage_prefix, with_negatives=False)
+        self.teacher = teacher
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {'text': [], 'label': []}
+        for row in batch['row']:
+            item, _, _ = self.table.decode(row)
+            out['text'].append(self.passage_prefix + self.table.row_texts(row)[1])
+            out['label'].append(self.teacher[item].tolist())
         return out
 
 

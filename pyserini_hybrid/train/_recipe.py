@@ -22,10 +22,13 @@ from pyserini_hybrid.encoders import TRAIN_PRECISIONS as PRECISIONS
 from pyserini_hybrid.train._corpora import ADAPTERS, adapter_options
 from pyserini_hybrid.train._data import ALL_LANGUAGES, TRAIN_LANGUAGES
 
-__all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'STRATEGIES',
-           'STRATEGY_MONO_PROB', 'strategy_alpha']
+__all__ = ['RecipeError', 'DataEntry', 'Validation', 'Recipe', 'load_recipe', 'parse_recipe', 'LOSSES', 'OBJECTIVES',
+           'STRATEGIES', 'STRATEGY_MONO_PROB', 'strategy_alpha']
 
 LOSSES = ('mnrl', 'cached-mnrl')
+# What a data entry's batches train: in-batch pair ranking (the recipe's loss), or translation
+# distillation toward the frozen base model's embedding of the item's English text.
+OBJECTIVES = ('pairs', 'distill')
 # The batch strategies, by recipe / --strategy name: the probability of a mono batch, None where the
 # recipe's alpha gives it. Add a strategy here; the samplers read only the probability.
 STRATEGY_MONO_PROB: dict[str, float | None] = {'mono': 1.0, 'cross': 0.0, 'hybrid': None}
@@ -68,6 +71,12 @@ class DataEntry:
         Task description for an instruction template on queries (E5-instruct).
     drop_eval_overlap : bool
         Drop items holding evaluation text instead of refusing to train (WikiQA has a few).
+    objective : str
+        ``'pairs'`` (default): the source's rows are (query, positive) pairs for the recipe's loss.
+        ``'distill'``: each row's positive text is a translation; its embedding (passage side) is
+        pulled toward the frozen base model's embedding of the item's English text (squared L2
+        between unit vectors, ``2 (1 - cos)``), which aligns languages while English stays where
+        the base model put it. The source must have English; single-process training only.
     options : dict
         Adapter keyword options (e.g. ``splits``, ``mode``), checked against the adapter.
     """
@@ -78,6 +87,7 @@ class DataEntry:
     share: float | None = None
     task: str | None = None
     drop_eval_overlap: bool = False
+    objective: str = 'pairs'
     options: dict = field(default_factory=dict)
 
     @property
@@ -146,8 +156,9 @@ class Recipe:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out['languages'] = list(self.languages)
-        # an unset share is left out: snapshots of earlier runs (checkpoints, experiment markers) still match
-        out['data'] = [{k: v for k, v in e.items() if not (k == 'share' and v is None)} for e in out['data']]
+        # an unset share and the default objective are left out: snapshots of earlier runs (checkpoints, experiment markers) still match
+        out['data'] = [{k: v for k, v in e.items() if not (k == 'share' and v is None)
+                        and not (k == 'objective' and v == 'pairs')} for e in out['data']]
         return out
 
     def with_overrides(self, where: str = 'command line', **overrides: Any) -> 'Recipe':
@@ -284,6 +295,11 @@ def _validate(recipe: Recipe, where: str, lines: dict[str, int]) -> None:
             fail(f'data[{i}].weight', f"'data[{i}].weight' must be >= 0, got {entry.weight}")
         if entry.share is not None and not 0.0 < entry.share < 1.0:
             fail(f'data[{i}].share', f"'data[{i}].share' must be in (0, 1), got {entry.share}")
+        if entry.objective not in OBJECTIVES:
+            fail(f'data[{i}].objective', f"'data[{i}].objective' must be one of {', '.join(OBJECTIVES)}, "
+                                         f"got {entry.objective!r}")
+        if entry.objective == 'distill' and 'en' not in recipe.languages:
+            fail(f'data[{i}].objective', "objective 'distill' needs English (the teacher's text) in 'languages'")
     shares = [e.share for e in recipe.data if e.share is not None]
     if shares and sum(shares) >= 1.0:
         fail('data', f"the 'share' values of 'data' sum to {sum(shares):g}: they must sum to less than 1")

@@ -404,7 +404,7 @@ def _read_data(recipe: Recipe, train_dir: str | os.PathLike | None, eval_index: 
         held_tables.append(held)
     sources = {t.name: {'corpus': e.corpus, 'options': e.options, 'languages': list(t.langs), 'items': len(t),
                         'held_out': len(h), 'dropped_eval_overlap': dropped.get(t.name, 0), 'weight': e.weight,
-                        'share': e.share, 'task': e.task, 'same_text': t.same_text,
+                        'share': e.share, 'task': e.task, 'same_text': t.same_text, 'objective': e.objective,
                         'negatives': t.negatives is not None}
                for t, h, e in zip(train_tables, held_tables, recipe.data)}
     return _Data(train_tables=train_tables, held_tables=held_tables, sources=sources, texts_checked=n_texts,
@@ -439,15 +439,47 @@ def _load_base(recipe: Recipe, device: str | None) -> _Base:
                  precision=precision)
 
 
-def _make_loss(recipe: Recipe, model: Any, world_size: int) -> Any:
-    """In-batch negatives InfoNCE; under DDP each rank scores its queries against every rank's passages."""
+def _make_loss(recipe: Recipe, model: Any, world_size: int, distill: bool = False) -> Any:
+    """In-batch negatives InfoNCE; under DDP each rank scores its queries against every rank's passages.
+
+    With ``distill``, batches of distillation sources go to :class:`TranslationDistillLoss` instead.
+    """
     from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
                                                                    MultipleNegativesRankingLoss)
 
     if recipe.loss == 'cached-mnrl':
-        return CachedMultipleNegativesRankingLoss(model, scale=recipe.scale, mini_batch_size=recipe.mini_batch_size,
-                                                  gather_across_devices=world_size > 1)
-    return MultipleNegativesRankingLoss(model, scale=recipe.scale, gather_across_devices=world_size > 1)
+        pairs = CachedMultipleNegativesRankingLoss(model, scale=recipe.scale, mini_batch_size=recipe.mini_batch_size,
+                                                   gather_across_devices=world_size > 1)
+    else:
+        pairs = MultipleNegativesRankingLoss(model, scale=recipe.scale, gather_across_devices=world_size > 1)
+    if not distill:
+        return pairs
+    from pyserini_hybrid.train._losses import PairsOrDistillLoss, TranslationDistillLoss
+
+    return PairsOrDistillLoss(pairs, TranslationDistillLoss(model))
+
+
+def _distill_sources(recipe: Recipe, run: _Run) -> set[str]:
+    """Names of the recipe's ``objective: distill`` sources (refused under DDP)."""
+    names = {e.source_name for e in recipe.data if e.objective == 'distill'}
+    # ranks train different batches of one sequence: a distillation batch on one rank while another
+    # gathers in-batch negatives would leave the gather waiting
+    if names and run.world_size > 1:
+        raise TrainError(f"objective 'distill' ({', '.join(sorted(names))}) trains in one process only: "
+                         "run without torchrun")
+    return names
+
+
+def _teacher_vectors(table: PairTable, base: _Base) -> Any:
+    """The frozen base model's passage embedding of each item's English text (before any step)."""
+    if 'en' not in table.langs:
+        raise TrainError(f"source {table.name!r} (objective 'distill') has no English text to distil from")
+    en = table.positives[:, table.langs.index('en')]
+    missing = sum(1 for text in en if not text)
+    if missing:
+        raise TrainError(f"source {table.name!r} (objective 'distill'): {missing} of {len(en)} items have no "
+                         "English text; use a corpus whose items all have English (e.g. ntrex, tico)")
+    return base.encoder.encode_passages(list(en))
 
 
 def _training_arguments(recipe: Recipe, run: _Run, base: _Base, eval_dataset: Any, progress: bool) -> Any:
@@ -607,11 +639,15 @@ def train(recipe: Recipe, *, train_dir: str | os.PathLike | None = None, resume:
     data = _read_data(recipe, train_dir, eval_index)
     base = _load_base(recipe, device)
     prefixes = (base.spec.query_prefix, base.spec.passage_prefix, base.spec.query_instruction)
-    train_dataset = DatasetDict({t.name: t.to_dataset(*prefixes, with_negatives=recipe.hard_negatives)
-                                 for t in data.train_tables})
-    eval_dataset = (_validation_dataset(data.held_tables, recipe, prefixes) if recipe.validation.fraction > 0
-                    else None)
-    loss = _make_loss(recipe, base.model, run.world_size)
+    distill = _distill_sources(recipe, run)
+    train_dataset = DatasetDict({
+        t.name: (t.to_distill_dataset(_teacher_vectors(t, base), base.spec.passage_prefix) if t.name in distill
+                 else t.to_dataset(*prefixes, with_negatives=recipe.hard_negatives))
+        for t in data.train_tables})
+    # the validation loss stays the pair loss on pair sources: comparable with runs without distillation
+    eval_dataset = (_validation_dataset([t for t in data.held_tables if t.name not in distill], recipe, prefixes)
+                    if recipe.validation.fraction > 0 else None)
+    loss = _make_loss(recipe, base.model, run.world_size, distill=bool(distill))
     args = _training_arguments(recipe, run, base, eval_dataset, progress)
     early = _early_stopping(recipe, eval_dataset)
     throughput = _throughput_callback()
