@@ -167,6 +167,17 @@ def test_shipped_recipes_differ_only_in_name_and_strategy():
         assert same == {k: v for k, v in recipes['hybrid'].to_dict().items() if k not in ('name', 'strategy')}
 
 
+def test_ablation_recipes_change_only_what_they_ablate():
+    hybrid = load_recipe(REPO / 'encoders' / 'me5-small-hybrid.yaml').to_dict()
+    long = load_recipe(REPO / 'encoders' / 'me5-small-hybrid-long.yaml').to_dict()
+    distill = load_recipe(REPO / 'encoders' / 'me5-small-hybrid-distill.yaml').to_dict()
+    assert {k for k in hybrid if hybrid[k] != long[k]} == {'name', 'max_steps', 'save_steps', 'validation'}
+    assert long['max_steps'] > hybrid['max_steps']
+    assert {k for k in hybrid if hybrid[k] != distill[k]} == {'name', 'data'}
+    extra = [e for e in distill['data'] if e not in hybrid['data']]
+    assert [e['objective'] for e in extra] == ['distill'] and len(distill['data']) == len(hybrid['data']) + 1
+
+
 @pytest.mark.parametrize('text, message', [
     ('name: x\ndata: [xnli]\nlrr: 0.1\n', r"r\.yaml:3: unknown key 'lrr'"),
     ('name: x\ndata: [xnli]\nvalidation:\n  patiense: 2\n', r"r\.yaml:4: unknown key 'validation\.patiense'"),

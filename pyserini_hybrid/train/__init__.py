@@ -13,6 +13,8 @@ The pieces, each usable on its own:
 - batch samplers on sentence-transformers' sampler API: :class:`PairBatchSampler` per source and
   :class:`HybridBatchSampler` (:class:`MonoBatchSampler`, :class:`CrossBatchSampler`) choosing
   each batch's kind, language and source;
+- losses beyond sentence-transformers' own (``_losses.py``): :class:`TranslationDistillLoss` and
+  :class:`PairsOrDistillLoss`, for recipe sources with ``objective: distill``;
 - strict recipes (:func:`load_recipe`), the zero-shot hygiene check (:func:`check_zero_shot`) and
   :func:`train`, a thin set-up of ``SentenceTransformerTrainer`` (``batch_log=`` / ``--batch-log``
   records, through :class:`BatchRecorder`, the sources and languages of every batch it trained on).
@@ -39,6 +41,7 @@ from pyserini_hybrid.train._hygiene import (Overlap, ZeroShotLeakError, availabl
 if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.train._recipe import (STRATEGIES, DataEntry, Recipe, RecipeError, Validation, load_recipe,
                                                parse_recipe)
+    from pyserini_hybrid.train._losses import PairsOrDistillLoss, TranslationDistillLoss
     from pyserini_hybrid.train._samplers import (CrossBatchSampler, HybridBatchSampler, MonoBatchSampler,
                                                  PairBatchSampler, make_samplers)
     from pyserini_hybrid.train._trainer import (BatchRecorder, TrainError, TrainResult, checkpoint_dir,
@@ -46,8 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ['ADAPTERS', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'STRATEGIES',
            'BatchRecorder', 'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap',
-           'PairBatchSampler', 'PairTable', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult',
-           'Validation', 'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot',
+           'PairBatchSampler', 'PairTable', 'PairsOrDistillLoss', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult',
+           'TranslationDistillLoss', 'Validation', 'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot',
            'checkpoint_dir', 'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
            'load_recipe', 'load_source', 'make_samplers', 'normalize_text', 'pair_table', 'parse_recipe', 'train']
 
@@ -56,6 +59,7 @@ _LAZY = {'STRATEGIES': '_recipe', 'CrossBatchSampler': '_samplers', 'HybridBatch
          'MonoBatchSampler': '_samplers', 'PairBatchSampler': '_samplers', 'make_samplers': '_samplers',
          'DataEntry': '_recipe', 'Recipe': '_recipe', 'RecipeError': '_recipe', 'Validation': '_recipe',
          'load_recipe': '_recipe', 'parse_recipe': '_recipe',
+         'PairsOrDistillLoss': '_losses', 'TranslationDistillLoss': '_losses',
          'BatchRecorder': '_trainer', 'TrainError': '_trainer', 'TrainResult': '_trainer',
          'checkpoint_dir': '_trainer', 'last_checkpoint': '_trainer', 'train': '_trainer'}
 
