@@ -49,10 +49,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ['ADAPTERS', 'ALL_LANGUAGES', 'TRAIN_DATA_ENV', 'TRAIN_LANGUAGES', 'ZERO_SHOT_LANGUAGES', 'STRATEGIES',
            'BatchRecorder', 'CrossBatchSampler', 'DataEntry', 'HybridBatchSampler', 'MonoBatchSampler', 'Overlap',
-           'PairBatchSampler', 'PairTable', 'PairsOrDistillLoss', 'Recipe', 'RecipeError', 'TrainDataError', 'TrainError', 'TrainResult',
-           'TranslationDistillLoss', 'Validation', 'ZeroShotLeakError', 'adapter_options', 'available_collections', 'check_zero_shot',
-           'checkpoint_dir', 'default_train_dir', 'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint',
-           'load_recipe', 'load_source', 'make_samplers', 'normalize_text', 'pair_table', 'parse_recipe', 'train']
+           'PairBatchSampler', 'PairTable', 'PairsOrDistillLoss', 'Recipe', 'RecipeError', 'TrainDataError',
+           'TrainError', 'TrainResult', 'TranslationDistillLoss', 'Validation', 'ZeroShotLeakError',
+           'adapter_options', 'available_collections', 'check_zero_shot', 'checkpoint_dir', 'default_train_dir',
+           'drop_overlapping', 'eval_index', 'find_overlaps', 'last_checkpoint', 'load_recipe', 'load_source',
+           'make_samplers', 'normalize_text', 'pair_table', 'parse_recipe', 'train']
 
 # The samplers and the trainer import sentence-transformers (and torch): loaded on first use.
 _LAZY = {'STRATEGIES': '_recipe', 'CrossBatchSampler': '_samplers', 'HybridBatchSampler': '_samplers',
