@@ -42,8 +42,8 @@ class TranslationDistillLoss(nn.Module):
 class PairsOrDistillLoss(nn.Module):
     """``distill`` for batches with ``[batch, dim]`` teacher labels, ``pairs`` for every other batch.
 
-    Routing by the batch's content rather than by dataset name keeps the validation dataset (pairs
-    only) and the checkpoints exactly as in a run without distillation.
+    Routing by the batch's content rather than by dataset name (a loss dict) lets the validation
+    dataset stay one plain pairs dataset with its ``eval_loss``, as in a run without distillation.
     """
 
     def __init__(self, pairs: nn.Module, distill: nn.Module) -> None:

@@ -156,7 +156,8 @@ class Recipe:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out['languages'] = list(self.languages)
-        # an unset share and the default objective are left out: snapshots of earlier runs (checkpoints, experiment markers) still match
+        # an unset share and the default objective are left out: snapshots of earlier runs
+        # (checkpoints, experiment markers) still match
         out['data'] = [{k: v for k, v in e.items() if not (k == 'share' and v is None)
                         and not (k == 'objective' and v == 'pairs')} for e in out['data']]
         return out
