@@ -113,3 +113,34 @@ def test_empty_inputs_and_bad_depth():
     assert fuse_runs([{'q': []}, {'r': []}]) == {}
     with pytest.raises(ValueError, match='depth must be positive'):
         fuse_runs([{}, {}], depth=0)
+
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+_docs = st.sampled_from([f'd{i}' for i in range(8)])
+_tied = st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, -1.0])   # few values: ties everywhere
+_hits = st.lists(st.tuples(_docs, st.one_of(_tied, st.floats(-10, 10, allow_nan=False))), max_size=8,
+                 unique_by=lambda h: h[0])
+_runs = st.dictionaries(st.sampled_from(['q1', 'q2', 'q10', 'b']), _hits, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_runs, _runs, st.sampled_from(['rrf', 'interpolation']), st.integers(1, 9),
+       st.one_of(st.none(), st.integers(1, 4)), st.sampled_from([0, 1, 60]), st.sampled_from([0.0, 0.3, 1.0]))
+def test_fusion_agrees_with_pyserini_property(first, second, method, hits, depth, rrf_k, alpha):
+    _assert_identical(fuse_runs([first, second], method, rrf_k=rrf_k, alpha=alpha, hits=hits, depth=depth),
+                      _reference([first, second], method, rrf_k=rrf_k, alpha=alpha, hits=hits, depth=depth))
+
+
+def test_fusion_of_run_files_as_columns_is_fuse_runs(runs, tmp_path):
+    from pyserini_hybrid._trec import read_run_columns, write_run
+    from pyserini_hybrid.search import fuse_columns
+
+    dense, bm25, _ = runs
+    paths = [write_run(run, tmp_path / f'{i}.trec') for i, run in enumerate((dense, bm25))]
+    on_disk = [read_run(p) for p in paths]
+    for method in ('rrf', 'interpolation'):
+        fused = fuse_columns([read_run_columns(p) for p in paths], method, hits=20)
+        _assert_identical(fused.to_run(), fuse_runs(on_disk, method, hits=20))
+        assert write_run(fused, tmp_path / 'a.trec').read_bytes() == \
+            write_run(fuse_runs(on_disk, method, hits=20), tmp_path / 'b.trec').read_bytes()

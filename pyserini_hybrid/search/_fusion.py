@@ -10,54 +10,21 @@ The results are those of ``pyserini.fusion`` bit for bit (the tests compare both
 positions in score-descending, docid-ascending order; ``depth`` keeps that many hits of each input
 run, ``hits`` that many fused hits; per-document sums are Kahan-compensated in input-run order as
 pandas' ``groupby().sum()`` computes them; ties are broken by docid ascending. Going through
-pandas ``TrecRun`` objects cost ~2 s a setting at 100 hits for 1,190 queries; this is array work.
+pandas ``TrecRun`` objects cost ~2 s a setting at 100 hits for 1,190 queries; this is array work
+on :class:`~pyserini_hybrid._trec.RunColumns`, which the CLI reads from and writes to run files
+without Python objects per hit (:func:`fuse_runs` converts a :data:`Run` both ways).
 """
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Sequence
 
 import numpy as np
 
-from pyserini_hybrid._trec import Run
+from pyserini_hybrid._trec import Run, RunColumns, _block_starts
 
-__all__ = ['FUSION_METHODS', 'fuse_runs']
+__all__ = ['FUSION_METHODS', 'fuse_columns', 'fuse_runs']
 
 FUSION_METHODS = ('rrf', 'interpolation')
-
-
-def _block_starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Index of the first element of each element's block of equal keys (``sorted_keys`` sorted)."""
-    n = len(sorted_keys)
-    new = np.ones(n, dtype=bool)
-    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    return np.maximum.accumulate(np.where(new, np.arange(n), 0))
-
-
-def _unpack(run: Run) -> tuple[list[str], list[int], list[str], np.ndarray]:
-    """A run's queries with hits, their hit counts, and every hit's docid and score."""
-    qids = [q for q in run if run[q]]
-    pairs = [hit for q in qids for hit in run[q]]
-    docs = list(map(itemgetter(0), pairs))
-    scores = np.fromiter(map(itemgetter(1), pairs), dtype=np.float64, count=len(pairs))
-    return qids, [len(run[q]) for q in qids], docs, scores
-
-
-def _flatten(unpacked, topic_code: dict[str, int], doc_code: dict[str, int]):
-    """One run as arrays (topic code, doc code, score), each topic's hits in score-descending,
-    docid-ascending order (``sort_hits``), with each hit's 1-based rank in its topic."""
-    qids, lens, doc_ids, scores = unpacked
-    topics = np.repeat(np.array([topic_code[q] for q in qids], dtype=np.int64), lens)
-    docs = np.array(list(map(doc_code.__getitem__, doc_ids)), dtype=np.int64)
-    # Runs usually come sorted (read_run of our files, dense_search): check in O(n) before sorting.
-    same_topic = topics[1:] == topics[:-1]
-    ordered = (scores[:-1] > scores[1:]) | ((scores[:-1] == scores[1:]) & (docs[:-1] < docs[1:]))
-    if not np.all(ordered | ~same_topic):
-        # doc codes follow docid order, so this is sort_hits' order per topic (lexsort is stable)
-        order = np.lexsort((docs, -scores, topics))
-        topics, docs, scores = topics[order], docs[order], scores[order]
-    ranks = np.arange(len(topics), dtype=np.int64) - _block_starts(topics) + 1
-    return topics, docs, scores, ranks
 
 
 def _kahan_step(total: np.ndarray, compensation: np.ndarray, g: np.ndarray, v: np.ndarray) -> None:
@@ -113,8 +80,14 @@ def fuse_runs(runs: Sequence[Run], method: str = 'rrf', rrf_k: int = 60, alpha: 
     Returns
     -------
     Run
-        Score descending, then docid ascending. Every query with a hit in an input run appears.
+        Score descending, then docid ascending, queries in sorted order. Every query with a hit in an
+        input run appears.
     """
+    _check(runs, method, rrf_k, alpha, hits, depth)
+    return fuse_columns([RunColumns.from_run(run) for run in runs], method, rrf_k, alpha, hits, depth).to_run()
+
+
+def _check(runs, method, rrf_k, alpha, hits, depth) -> None:
     if method not in FUSION_METHODS:
         raise ValueError(f"fusion method must be one of {', '.join(FUSION_METHODS)}, got {method!r}")
     if hits <= 0:
@@ -130,27 +103,33 @@ def fuse_runs(runs: Sequence[Run], method: str = 'rrf', rrf_k: int = 60, alpha: 
     if method == 'interpolation' and not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
 
-    # Codes in sorted order: integer comparisons then give Python's str order for qids and docids.
-    unpacked = [_unpack(run) for run in runs]
-    topic_names = sorted(set().union(*(u[0] for u in unpacked)))
-    doc_names = sorted(set().union(*(u[2] for u in unpacked)))
-    topic_code = {q: i for i, q in enumerate(topic_names)}
-    doc_code = {d: i for i, d in enumerate(doc_names)}
+
+def _union(names: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted union of id arrays (Python's str order) and each array's codes into it."""
+    union = np.unique(np.concatenate(names)) if sum(map(len, names)) else np.zeros(0, dtype=object)
+    return union, [np.searchsorted(union, n).astype(np.int64) for n in names]
+
+
+def fuse_columns(runs: Sequence[RunColumns], method: str = 'rrf', rrf_k: int = 60, alpha: float = 0.5,
+                 hits: int = 1000, depth: int | None = None) -> RunColumns:
+    """:func:`fuse_runs` on :class:`RunColumns`; the result's qids are sorted."""
+    _check(runs, method, rrf_k, alpha, hits, depth)
+    topic_names, topic_codes = _union([run.qids for run in runs])
+    doc_names, doc_codes = _union([run.docids for run in runs])
     n_docs = max(len(doc_names), 1)
     keys, values = [], []
-    for index, run in enumerate(unpacked):
-        topics, docs, scores, ranks = _flatten(run, topic_code, doc_code)
-        if depth is not None:
-            keep = ranks <= depth
-            topics, docs, scores, ranks = topics[keep], docs[keep], scores[keep], ranks[keep]
+    for index, run in enumerate(runs):
+        # a query's hits are consecutive and in sort_hits order: pyserini's rank is the position
+        ranks = np.arange(len(run.query)) - _block_starts(run.query) + 1
+        keep = slice(None) if depth is None else ranks <= depth
         if method == 'rrf':
-            values.append(1 / (int(rrf_k) + ranks))
+            values.append(1 / (int(rrf_k) + ranks[keep]))
         else:
-            values.append(scores * (float(alpha) if index == 0 else 1 - float(alpha)))
-        keys.append(topics * n_docs + docs)
+            values.append(run.score[keep] * (float(alpha) if index == 0 else 1 - float(alpha)))
+        keys.append(topic_codes[index][run.query[keep]] * n_docs + doc_codes[index][run.doc[keep]])
     all_keys = np.concatenate(keys)
     if not len(all_keys):
-        return {}
+        return RunColumns.from_run({})
     unique, groups = np.unique(all_keys, return_inverse=True)
     groups = np.split(groups.ravel(), np.cumsum([len(k) for k in keys])[:-1])
     total = _kahan_group_sum(groups, values, len(unique))
@@ -159,10 +138,4 @@ def fuse_runs(runs: Sequence[Run], method: str = 'rrf', rrf_k: int = 60, alpha: 
     order = np.lexsort((-total, topics))
     topics, docs, total = topics[order], docs[order], total[order]
     keep = np.arange(len(topics)) - _block_starts(topics) < hits
-    topics, docs, total = topics[keep], docs[keep], total[keep]
-    bounds = np.flatnonzero(np.r_[True, topics[1:] != topics[:-1], True])
-    names = list(map(doc_names.__getitem__, docs.tolist()))
-    scores = total.tolist()
-    starts = bounds[:-1].tolist()
-    first = topics[starts].tolist()
-    return {topic_names[t]: list(zip(names[a:b], scores[a:b])) for t, a, b in zip(first, starts, bounds[1:].tolist())}
+    return RunColumns(topic_names, doc_names, topics[keep], docs[keep], total[keep])
