@@ -388,6 +388,7 @@ def _train_stage(recipe: Any, *, train_dir: Any, device: str | None, progress: b
             raise ExperimentError(f"{output} was trained with another recipe: delete it to retrain")
         return {'steps': done.get('steps'), 'train_seconds': done.get('train_seconds'),
                 'pairs_per_second': done.get('pairs_per_second'), 'reused': True}
+    output.parent.mkdir(parents=True, exist_ok=True)  # the unit's folder under the models root
     resume = checkpoint_dir(output).exists()
     result = train(recipe, train_dir=train_dir, resume=resume, device=device, progress=progress, eval_index=index)
     if not result.completed:
