@@ -7,6 +7,7 @@ into a temporary folder; nothing from ../shared is copied into the repository.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import pyserini_hybrid  # noqa: F401  (Java set-up first)
 from conftest import build_tiny_bert
 from pyserini_hybrid.encoders import ModelSpec
 from pyserini_hybrid.experiment import (ARMS, DONE_FILE, ExperimentError, arm_recipes, load_config, parse_config,
-                                        plan, recipe_yaml, run_experiment)
+                                        plan, recipe_yaml, results_path, run_experiment)
 from pyserini_hybrid.experiment.__main__ import main
 
 XQUAD_LANGS = ('ar', 'de', 'el', 'en', 'es', 'hi', 'ru', 'th', 'tr', 'vi', 'zh')
@@ -68,7 +69,8 @@ def _make_work(root: Path, lareqa_dir: Path) -> Path:
 
 def _config_text(work: Path, **extra: str) -> str:
     values = {
-        'name': 'tiny', 'recipe': str(work / 'recipe.yaml'), 'output': str(work / 'out'), 'seeds': '[1, 2]',
+        'name': 'tiny', 'recipe': str(work / 'recipe.yaml'), 'output': str(work / 'out'),
+        'models': str(work / 'models'), 'seeds': '[1, 2]',
         'arms': '[base, hybrid, instruct-only, hybrid+instruct]',
         'budget': '{max_steps: 2, batch_size: 4, lr: 5.0e-3}',
         'instructions': '{sources: [self-instruct]}',
@@ -127,11 +129,15 @@ def _mono_ap_bounds(model_dir: str, data_dir: Path, lang: str, eps: float = 3e-6
 
 # hybrid+instruct trains with the instruction pairs at a fixed share of the batches (through the trainer)
 SHARED = '{sources: [self-instruct], share: 0.5}'
+# every unit is also scored with the document mean shift, from the same vectors
+def _corrected(work: Path) -> str:
+    return (f"{{collections: [xquad-r, mlqa-r], data_dir: {work / 'lareqa'}, verify: false, threads: 1, "
+            "precision: fp32, bias_corrections: [none, shift]}")
 
 
 @pytest.mark.slow
 def test_experiment_end_to_end_resumable(work):
-    config_path = _write_config(work, instructions=SHARED)
+    config_path = _write_config(work, instructions=SHARED, evaluation=_corrected(work))
     config = load_config(config_path)
     log: list[str] = []
     report = run_experiment(config, keep_models=True, log=log.append)
@@ -142,13 +148,18 @@ def test_experiment_end_to_end_resumable(work):
                                         'instruct-only seed 2', 'hybrid+instruct seed 1', 'hybrid+instruct seed 2']
     assert all((u.dir / DONE_FILE).is_file() for u in units)
     assert list(report['collections']) == ['xquad-r']
-    block = report['collections']['xquad-r']
+    assert list(report['collections']['xquad-r']['corrections']) == ['none', 'shift']
+    block = report['collections']['xquad-r']['corrections']['none']
+    shifted = report['collections']['xquad-r']['corrections']['shift']
 
     # each unit's training ran its budget; the two-seed arms differ (seeded runs)
     for unit in units[1:]:
         done = json.loads((unit.dir / DONE_FILE).read_text(encoding='utf-8'))
         assert [t['steps'] for t in done['training']] == [2]
-        training = json.loads((unit.dir / 'model' / 'training.json').read_text(encoding='utf-8'))
+        # the model lives outside the (committed) results folder, under 'models'
+        model_dir = work / 'models' / unit.arm / f'seed-{unit.seed}' / 'model'
+        assert done['model'] == str(model_dir) and not (unit.dir / 'model').exists()
+        training = json.loads((model_dir / 'training.json').read_text(encoding='utf-8'))
         assert training['seed'] == unit.seed and training['recipe']['batch_size'] == 4
         sources = set(training['sources'])
         assert sources == {'hybrid': {'pawsx'}, 'instruct-only': {'instructions'},
@@ -156,7 +167,7 @@ def test_experiment_end_to_end_resumable(work):
         if 'instructions' in sources:  # the share is hybrid+instruct's only
             share = training['sources']['instructions']['share']
             assert share == (0.5 if unit.arm == 'hybrid+instruct' else None)
-            card = (unit.dir / 'model' / 'README.md').read_text(encoding='utf-8')
+            card = (model_dir / 'README.md').read_text(encoding='utf-8')
             assert ('| share 0.5 |' in card) == (unit.arm == 'hybrid+instruct')
 
     # every trained arm evaluated its own model, not the base: against the base arm's per-query AP
@@ -194,10 +205,41 @@ def test_experiment_end_to_end_resumable(work):
             assert entry['mean'] == pytest.approx(statistics.mean(values))
             assert entry['sd'] == pytest.approx(statistics.stdev(values))
     assert block['arms']['base']['multi']['n'] == 1 and block['arms']['base']['multi']['sd'] == 0
-    assert block['zero_shot_languages'] == ['ar', 'el', 'hi', 'ru', 'th', 'tr', 'vi']
+    assert report['collections']['xquad-r']['zero_shot_languages'] == ['ar', 'el', 'hi', 'ru', 'th', 'tr', 'vi']
+    # the 95% interval of an arm's mean holds the seed-averaged value; per-language Multi averages to Multi
+    for arm, entry in block['arms'].items():
+        for measure in ('mono', 'cross', 'multi', 'rank_distance'):
+            low, high = entry[measure]['ci95']
+            assert low - 1e-9 <= entry[measure]['mean'] <= high + 1e-9 and low < high
+        langs = entry['multi_by_lang']
+        assert sorted(langs) == sorted(XQUAD_LANGS)
+        assert np.mean([v['mean'] for v in langs.values()]) == pytest.approx(entry['multi']['mean'], abs=1e-9)
 
-    # comparisons: hybrid+instruct vs hybrid and vs instruct-only, four measures each, Holm-adjusted
+    # the shift moves every document of a language by one vector: Mono and Cross per-query AP are
+    # those of the uncorrected vectors, Multi changes (its pooled ranking mixes languages)
+    for unit in units:
+        plain = load_unit_results(unit.dir / 'results-xquad-r.json.gz')
+        moved = load_unit_results(results_path(unit.dir, 'xquad-r', 'shift'))
+        assert set(moved) == set(plain)
+        for dataset_id, r in plain.items():
+            if r.kind in ('mono', 'cross'):
+                assert moved[dataset_id].per_query['AP'] == r.per_query['AP']
+        multi = [(moved[d].per_query['AP'][q], ap) for d, r in plain.items() if r.kind == 'multi'
+                 for q, ap in r.per_query['AP'].items()]
+        assert sum(abs(a - b) > 1e-9 for a, b in multi) > 0.05 * len(multi), unit.label
+        done = json.loads((unit.dir / DONE_FILE).read_text(encoding='utf-8'))
+        assert set(done['collections']['xquad-r']['corrections']) == {'none', 'shift'}
+    for arm in block['arms']:
+        assert shifted['arms'][arm]['mono']['mean'] == pytest.approx(block['arms'][arm]['mono']['mean'], abs=1e-12)
+
+    # comparisons: hybrid+instruct vs hybrid and vs instruct-only, four measures each, under each
+    # correction, Holm-adjusted over all 16 together
     rows = block['comparisons']
+    every = rows + shifted['comparisons']
+    assert len(every) == 16 and {r['correction'] for r in shifted['comparisons']} == {'shift'}
+    from pyserini_hybrid.eval import holm
+    assert [r['p_holm'] for r in every] == pytest.approx(holm([r['p_randomization'] for r in every]))
+
     assert [(r['arm_a'], r['arm_b'], r['measure']) for r in rows] == [
         (a, 'hybrid+instruct', m) for a in ('hybrid', 'instruct-only')
         for m in ('mono', 'cross', 'multi', 'rank_distance')]
@@ -212,8 +254,9 @@ def test_experiment_end_to_end_resumable(work):
         better = (r['diff'] < 0) if r['measure'] == 'rank_distance' else (r['diff'] > 0)
         assert r['outcome'] == ('no significant difference' if not significant else 'better' if better else 'worse')
 
-    # the plain-language answer is made of the numbers
-    assert len(report['answer']) == 2
+    # the plain-language answer is made of the numbers, one sentence per comparison and correction
+    assert len(report['answer']) == 4
+    assert all('with bias correction shift' in s for s in report['answer'][2:])
     for sentence, a in zip(report['answer'], ('hybrid', 'instruct-only')):
         multi = next(r for r in rows if r['arm_a'] == a and r['measure'] == 'multi')
         assert f"Multi mAP {multi['b_value']:.3f} vs {multi['a_value']:.3f}" in sentence
@@ -222,6 +265,17 @@ def test_experiment_end_to_end_resumable(work):
     assert '| hybrid+instruct | 2 |' in md and report['answer'][0] in md
     assert 'in hybrid+instruct the instruction pairs get a fixed share of 0.5 of the batches' in md
     assert 'encoder precision fp32 (asked: fp32)' in md and report['encoder_precision'] == 'fp32'
+    assert '## XQuAD-R, bias correction shift' in md and '### Multi mAP by query language' in md
+    assert 'Budget: every trained arm had 2 steps x 4 pairs' in md and 'stand-in' in md and 'Model size' in md
+    hybrid_mono = block['arms']['hybrid']['mono']
+    assert (f"{hybrid_mono['mean']:.3f} ± {hybrid_mono['sd']:.3f} [{hybrid_mono['ci95'][0]:.3f}, "
+            f"{hybrid_mono['ci95'][1]:.3f}]") in md
+    assert report['figures'] == [f'figures/xquad-r-{c}-{k}.svg' for c in ('none', 'shift')
+                                 for k in ('arms', 'multi-by-language')]
+    for name in report['figures']:
+        svg = (work / 'out' / name).read_text(encoding='utf-8')
+        assert svg.startswith('<?xml') and '<svg' in svg and f'![{name}]({name})' in md
+        assert 'hybrid+instruct' in svg  # text kept as text: the arm names are in the figure
     assert json.loads((work / 'out' / 'report.json').read_text(encoding='utf-8'))['answer'] == report['answer']
 
     # a second run trains and evaluates nothing
@@ -236,9 +290,10 @@ def test_experiment_end_to_end_resumable(work):
     # an unfinished unit (no marker, no model) is redone alone, seeded CPU training giving the same
     # numbers; MLQA-R files that appear later are evaluated for every finished unit without retraining
     victim = units[2]
+    victim_model = work / 'models' / 'hybrid' / 'seed-2' / 'model'
     before = block['arms']['hybrid']['multi']['per_seed']['2']
     (victim.dir / DONE_FILE).unlink()
-    shutil.rmtree(victim.dir / 'model')
+    shutil.rmtree(victim_model)
     shutil.copytree(Path(__file__).parent / 'fixtures' / 'lareqa' / 'mlqa-r', work / 'lareqa' / 'mlqa-r')
     try:
         log.clear()
@@ -246,25 +301,57 @@ def test_experiment_end_to_end_resumable(work):
     finally:
         shutil.rmtree(work / 'lareqa' / 'mlqa-r')
     assert [line for line in log if 'training' in line] == [
-        f"[experiment] hybrid seed 2: training hybrid for 2 steps -> {victim.dir / 'model'}"]
+        f"[experiment] hybrid seed 2: training hybrid for 2 steps -> {victim_model}"]
     assert [line for line in log if 'evaluating on xquad-r' in line] == [
         '[experiment] hybrid seed 2: evaluating on xquad-r']
     assert sum('evaluating on mlqa-r' in line for line in log) == len(units)
     assert list(redone['collections']) == ['xquad-r', 'mlqa-r']
-    assert redone['collections']['xquad-r']['arms']['hybrid']['multi']['per_seed']['2'] == pytest.approx(
-        before, abs=1e-6)
-    assert not any((u.dir / 'model').exists() for u in units[1:])  # keep_models=False this time
+    assert redone['collections']['xquad-r']['corrections']['none']['arms']['hybrid']['multi']['per_seed']['2'] == \
+        pytest.approx(before, abs=1e-6)
+    assert not (work / 'models').exists() or not any((work / 'models').rglob('model'))  # keep_models=False
 
     # a changed budget is refused for finished units, naming the marker
     changed = load_config(_write_config(work, 'changed.yaml', instructions=SHARED,
+                                        evaluation=_corrected(work),
                                         budget='{max_steps: 3, batch_size: 4}'))
     with pytest.raises(ExperimentError, match=r'hybrid/seed-1/done\.json: this unit was finished under another'):
         run_experiment(changed, log=log.append)
 
-    # the CLI: --report-only rewrites the report from the finished units
-    os.unlink(work / 'out' / 'report.md')
+    # the CLI: --report-only rewrites the report from the finished units, byte for byte: twice, and
+    # from a copy of the results folder elsewhere with no model anywhere (what a clean clone has)
+    assert not (work / 'models').exists() or not any((work / 'models').rglob('training.json'))
+    # (the files on disk are those of the run that saw MLQA-R, whose data is gone again: rewrite first)
+    shutil.rmtree(work / 'out' / 'figures')
     assert main([str(config_path), '--report-only']) == 0
-    assert (work / 'out' / 'report.md').is_file()
+    names = ['report.md', 'report.json', *report['figures']]
+    first = {n: (work / 'out' / n).read_bytes() for n in names}
+    os.unlink(work / 'out' / 'report.md')
+    shutil.rmtree(work / 'out' / 'figures')
+    assert main([str(config_path), '--report-only']) == 0
+    assert {n: (work / 'out' / n).read_bytes() for n in names} == first
+    assert main([str(config_path), '--report-only']) == 0
+    assert {n: (work / 'out' / n).read_bytes() for n in names} == first
+    copy = work / 'elsewhere' / 'copy'
+    shutil.copytree(work / 'out', copy, ignore=shutil.ignore_patterns('report.*', 'figures'))
+    assert main([str(config_path), '--report-only', '--output', str(copy)]) == 0
+    assert {n: (copy / n).read_bytes() for n in names} == first
+    assert str(work / 'out') not in first['report.json'].decode('utf-8')
+
+    # a unit finished before a correction was configured cannot be completed from its results alone
+    done_path = copy / 'arms' / 'hybrid' / 'seed-1' / DONE_FILE
+    old = json.loads(done_path.read_text(encoding='utf-8'))
+    for entry in old['collections'].values():
+        del entry['corrections']
+    done_path.write_text(json.dumps(old), encoding='utf-8')
+    with pytest.raises(ExperimentError, match=r"hybrid/seed-1/done\.json: no results under bias correction shift "
+                                              r".*delete .*hybrid/seed-1 to redo the unit") as info:
+        run_experiment(dataclasses.replace(config, output=str(copy)), report_only=True, log=log.append)
+    assert '\n' not in str(info.value)
+    # without the correction in the configuration the old unit is still valid
+    plain = dataclasses.replace(config, output=str(copy),
+                                evaluation=dataclasses.replace(config.evaluation, bias_corrections=('none',)))
+    assert list(run_experiment(plain, report_only=True, log=log.append)['collections']['xquad-r']['corrections']) \
+        == ['none']
 
 
 @pytest.mark.slow
@@ -273,14 +360,15 @@ def test_two_stage_arm_continues_from_its_first_stage(work):
                                        arms='[instruct-then-hybrid]'))
     report = run_experiment(config, keep_models=True, log=lambda _: None)
     unit = plan(config)[0]
-    stage1 = json.loads((unit.dir / 'stage-1' / 'training.json').read_text(encoding='utf-8'))
-    stage2 = json.loads((unit.dir / 'model' / 'training.json').read_text(encoding='utf-8'))
+    models = work / 'models' / 'instruct-then-hybrid' / 'seed-3'
+    stage1 = json.loads((models / 'stage-1' / 'training.json').read_text(encoding='utf-8'))
+    stage2 = json.loads((models / 'model' / 'training.json').read_text(encoding='utf-8'))
     assert (stage1['steps'], stage2['steps']) == (1, 1)  # two_stage_fraction 0.5 of 2 steps
     assert set(stage1['sources']) == {'instructions'} and stage1['strategy'] == 'mono'
     assert set(stage2['sources']) == {'pawsx'} and stage2['strategy'] == 'hybrid'
-    assert stage2['base'] == str(unit.dir / 'stage-1')
+    assert stage2['base'] == str(models / 'stage-1')
     assert (unit.dir / 'stage-1.yaml').is_file() and (unit.dir / 'recipe.yaml').is_file()
-    assert report['collections']['xquad-r']['arms']['instruct-then-hybrid']['multi']['n'] == 1
+    assert report['collections']['xquad-r']['corrections']['none']['arms']['instruct-then-hybrid']['multi']['n'] == 1
     assert report['answer'] == []  # nothing to compare with
 
 
@@ -296,7 +384,7 @@ def test_arm_recipes_share_the_budget_and_round_trip(work):
     for unit in plan(config):
         if unit.arm == 'base':
             continue
-        recipes = arm_recipes(config, unit.arm, unit.seed, unit.dir)
+        recipes = arm_recipes(config, unit.arm, unit.seed)
         seen[unit.arm] = recipes
         assert sum(r.max_steps for r in recipes) == 9
         for r in recipes:
@@ -311,7 +399,8 @@ def test_arm_recipes_share_the_budget_and_round_trip(work):
         'mono': [('mono', ['pawsx'])], 'cross': [('cross', ['pawsx'])], 'hybrid': [('hybrid', ['pawsx'])],
         'instruct-only': [('mono', ['instructions'])],
         'hybrid+instruct': [('hybrid', ['instructions', 'pawsx'])],
-        'instruct-then-hybrid': [('mono', ['instructions']), ('hybrid', ['pawsx'])]}
+        'instruct-then-hybrid': [('mono', ['instructions']), ('hybrid', ['pawsx'])],
+        'hybrid+instruct-e5': [('hybrid', ['instructions', 'pawsx'])]}
     first, second = seen['instruct-then-hybrid']
     assert first.max_steps + second.max_steps == 9 and first.max_steps in (4, 5)  # two_stage_fraction 0.5
     assert second.base == str(first.output_dir)
@@ -340,7 +429,10 @@ def test_instruction_share_is_given_to_hybrid_instruct_only(work):
     for arm in ARMS:
         if arm == 'base':
             continue
-        for recipe in arm_recipes(config, arm, 1, work / 'unused' / arm):
+        for recipe in arm_recipes(config, arm, 1):
+            # query_instructions is off: the E5-instruct template and tasks are hybrid+instruct-e5's alone
+            assert bool(recipe.query_instruction) == (arm == 'hybrid+instruct-e5')
+            assert all(bool(e.task) == (arm == 'hybrid+instruct-e5') for e in recipe.data)
             for entry in recipe.data:
                 shares[arm, entry.corpus] = shares.get((arm, entry.corpus), set()) | {entry.share}
             assert parse_recipe(recipe_yaml(recipe), 'round trip').to_dict() == recipe.to_dict()
@@ -348,7 +440,8 @@ def test_instruction_share_is_given_to_hybrid_instruct_only(work):
     assert shares == {('mono', 'pawsx'): {None}, ('cross', 'pawsx'): {None}, ('hybrid', 'pawsx'): {None},
                       ('instruct-only', 'instructions'): {None}, ('hybrid+instruct', 'pawsx'): {None},
                       ('hybrid+instruct', 'instructions'): {0.25}, ('instruct-then-hybrid', 'instructions'): {None},
-                      ('instruct-then-hybrid', 'pawsx'): {None}}
+                      ('instruct-then-hybrid', 'pawsx'): {None}, ('hybrid+instruct-e5', 'pawsx'): {None},
+                      ('hybrid+instruct-e5', 'instructions'): {0.1}}
     # a share the recipe's own shares leave no room for is one line naming the config
     crowded = work / 'crowded.yaml'
     crowded.write_text((work / 'recipe.yaml').read_text(encoding='utf-8').replace(
@@ -356,7 +449,7 @@ def test_instruction_share_is_given_to_hybrid_instruct_only(work):
     config = parse_config(_config_text(work, recipe=str(crowded), arms='[hybrid+instruct]',
                                        instructions='{sources: [self-instruct], share: 0.25}'), 'inline')
     with pytest.raises(ExperimentError, match=r"^inline: arm hybrid\+instruct: .*sum to 1\.05") as info:
-        arm_recipes(config, 'hybrid+instruct', 1, work / 'unused')
+        arm_recipes(config, 'hybrid+instruct', 1)
     assert '\n' not in str(info.value)
 
 
@@ -434,6 +527,11 @@ def test_answer_verdicts_follow_the_outcomes():
     ({'evaluation': '{collections: [xquad-r], precision: fp16}'},
      r"exp\.yaml:\d+: 'evaluation\.precision' must be one of auto, fp32, bf16, int8, onnx-int8, got 'fp16'"),
     ({'instructions': '{sources: [offline], share: 1.0}'}, r"exp\.yaml:\d+: 'instructions\.share' must be in \(0, 1\)"),
+    ({'instructions': '{sources: [offline], e5_share: 0}'}, r"'instructions\.e5_share' must be in \(0, 1\)"),
+    ({'evaluation': '{collections: [xquad-r], bias_corrections: [none, shfit]}'},
+     r"exp\.yaml:\d+: unknown bias correction 'shfit'"),
+    ({'evaluation': '{collections: [xquad-r], bias_corrections: [shift]}'},
+     r"'evaluation\.bias_corrections' must start with none"),
 ])
 def test_bad_config_is_one_clear_line(work, extra, message):
     path = _write_config(work, 'exp.yaml', **extra)
@@ -452,9 +550,28 @@ def test_cli_error_is_one_line_exit_2(work, capsys):
     assert 'experiment file not found' in capsys.readouterr().err
 
 
+def test_dry_run_shows_the_second_instruction_mix(work, capsys):
+    path = _write_config(work, 'dry.yaml', arms='[base, hybrid, hybrid+instruct-e5]', seeds='[5]',
+                         comparisons='[[hybrid, hybrid+instruct-e5]]', output=str(work / 'dry'))
+    assert main([str(path), '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert 'hybrid+instruct-e5 seed 5: to do' in out
+    e5 = out.split('hybrid+instruct-e5 seed 5')[1]
+    assert 'instructions (share 0.1); queries: E5-instruct template, a task per source' in e5
+    assert f"-> {work / 'models' / 'hybrid+instruct-e5' / 'seed-5' / 'model'}" in e5
+    hybrid = out.split('hybrid seed 5')[1].split('hybrid+instruct-e5')[0]
+    assert 'share' not in hybrid and 'E5-instruct' not in hybrid
+    assert not (work / 'dry').exists()  # a dry run writes nothing
+
+
 def test_shipped_config_is_valid_and_realistic():
     repo = Path(__file__).resolve().parents[1]
     config = load_config(repo / 'experiments' / 'seed-question.yaml')
+    # results are committed, models are not
+    assert config.output_dir == Path('experiments/results/seed-question')
+    assert config.models_dir == Path('models/experiments/seed-question')
+    assert config.evaluation.bias_corrections == ('none', 'shift')
+    assert 'hybrid+instruct-e5' in config.arms and ('hybrid', 'hybrid+instruct-e5') in config.comparisons
     assert set(config.arms) >= {'base', 'mono', 'cross', 'hybrid', 'instruct-only', 'hybrid+instruct'}
     assert len(config.seeds) >= 3
     assert (repo / config.recipe).is_file() or Path(config.recipe).is_file()

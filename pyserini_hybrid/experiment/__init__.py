@@ -20,10 +20,10 @@ from pyserini_hybrid.experiment._config import (ARMS, DEFAULT_COMPARISONS, Budge
 from pyserini_hybrid.experiment._report import (QUESTION, build_experiment_report, render_experiment_markdown,
                                                 write_experiment_report)
 from pyserini_hybrid.experiment._runner import (DONE_FILE, Unit, arm_recipes, available_collections, evaluate_model,
-                                                load_unit_results, plan, recipe_yaml, run_units)
+                                                load_unit_results, plan, recipe_yaml, results_path, run_units)
 from pyserini_hybrid.experiment._experiment import run_experiment
 
 __all__ = ['ARMS', 'DEFAULT_COMPARISONS', 'DONE_FILE', 'QUESTION', 'Budget', 'EvalOptions', 'ExperimentConfig',
            'ExperimentError', 'InstructionOptions', 'ReportOptions', 'Unit', 'arm_recipes', 'available_collections',
            'build_experiment_report', 'evaluate_model', 'load_config', 'load_unit_results', 'parse_config', 'plan',
-           'recipe_yaml', 'render_experiment_markdown', 'run_experiment', 'run_units', 'write_experiment_report']
+           'recipe_yaml', 'render_experiment_markdown', 'results_path', 'run_experiment', 'run_units', 'write_experiment_report']

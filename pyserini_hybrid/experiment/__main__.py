@@ -62,10 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                 state = 'done' if (unit.dir / DONE_FILE).is_file() else 'to do'
                 print(f'{unit.label}: {state} ({unit.dir})')
                 if unit.arm in TRAINED_ARMS:
-                    for recipe in arm_recipes(config, unit.arm, unit.seed, unit.dir):
-                        sources = ', '.join(e.source_name for e in recipe.data)
+                    for recipe in arm_recipes(config, unit.arm, unit.seed):
+                        sources = ', '.join(e.source_name + ('' if e.share is None else f' (share {e.share:g})')
+                                            for e in recipe.data)
+                        template = ('; queries: E5-instruct template, a task per source' if recipe.query_instruction
+                                    else '')
                         print(f'    train {recipe.strategy} {recipe.max_steps} steps x {recipe.batch_size} from '
-                              f'{recipe.base} on {sources} -> {recipe.output_dir}')
+                              f'{recipe.base} on {sources}{template} -> {recipe.output_dir}')
+                print(f"    evaluated under bias correction {', '.join(config.evaluation.bias_corrections)}")
             return 0
         report = run_experiment(config, train_dir=args.train_dir, device=args.device, progress=args.progress,
                                 keep_models=args.keep_models, report_only=args.report_only,

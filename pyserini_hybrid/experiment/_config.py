@@ -28,6 +28,8 @@ ARMS: dict[str, str] = {
                        "more source (its own English batches, by size x weight or at a fixed share)",
     'instruct-then-hybrid': 'two stages: instruction tuning, then hybrid batches starting from its output '
                             '(the steps split between them)',
+    'hybrid+instruct-e5': "hybrid+instruct's mix at another instruction share (instructions.e5_share), with "
+                          'E5-instruct task instructions on the queries of every source (mode a) in this arm only',
 }
 DEFAULT_COMPARISONS: tuple[tuple[str, str], ...] = (('hybrid', 'hybrid+instruct'), ('instruct-only', 'hybrid+instruct'))
 
@@ -77,6 +79,9 @@ class InstructionOptions:
     drop_eval_overlap : bool
         Drop instruction pairs holding evaluation text (Dolly's Wikipedia contexts may) instead of
         refusing to train.
+    e5_share : float
+        Fixed share, in (0, 1), of hybrid+instruct-e5's batches drawn from the instruction source
+        (that arm's second instruction mix).
     """
 
     sources: tuple[str, ...] = ('offline',)
@@ -85,6 +90,7 @@ class InstructionOptions:
     weight: float = 1.0
     share: float | None = None
     drop_eval_overlap: bool = True
+    e5_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,11 @@ class EvalOptions:
         ``'bf16'`` (autocast; fast only on CPUs with AVX512-BF16/AMX or on GPUs) or ``'int8'`` (CPU
         only). A unit finished at another (resolved) precision is not reused (its folder must be
         deleted to redo it).
+    bias_corrections : tuple of str
+        Language-bias corrections every arm is evaluated under, from the same vectors (no training):
+        ``none``, ``shift``, ``center``, ``lir[:R]``, ``lsar[:R]``
+        (:mod:`pyserini_hybrid.encoders._bias`), statistics fitted from NTREX training-side text for
+        each model before it is deleted. ``none`` must come first: it is the uncorrected model.
     """
 
     collections: tuple[str, ...] = ('xquad-r', 'mlqa-r')
@@ -117,6 +128,7 @@ class EvalOptions:
     batch_size: int = 64
     threads: int | None = None
     precision: str = 'auto'
+    bias_corrections: tuple[str, ...] = ('none',)
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,11 @@ class ExperimentConfig:
         trained arm shares; the arms change only the strategy and the data (see :data:`ARMS`).
         Relative paths are relative to the current directory.
     output : str or None
-        Output folder (default ``reports/experiments/<name>``).
+        Output folder of the units' results and the report (default ``reports/experiments/<name>``;
+        the shipped experiments use ``experiments/results/<name>``, committed to git).
+    models : str or None
+        Folder of the trained models and their checkpoints (default ``models/experiments/<name>``,
+        git-ignored): large, and re-made from each unit's ``recipe.yaml``.
     base : str or None
         Base encoder (default: the recipe's ``base``).
     seeds : tuple of int
@@ -177,6 +193,7 @@ class ExperimentConfig:
     name: str
     recipe: str
     output: str | None = None
+    models: str | None = None
     base: str | None = None
     seeds: tuple[int, ...] = (13, 42, 87)
     arms: tuple[str, ...] = tuple(ARMS)[:6]
@@ -193,6 +210,10 @@ class ExperimentConfig:
     @property
     def output_dir(self) -> Path:
         return Path(self.output or os.path.join('reports', 'experiments', self.name))
+
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.models or os.path.join('models', 'experiments', self.name))
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -281,6 +302,8 @@ def _validate(config: ExperimentConfig, where: str, lines: dict[str, int]) -> No
         fail('instructions.weight', f"'instructions.weight' must be >= 0, got {ins.weight}")
     if ins.share is not None and not 0.0 < ins.share < 1.0:
         fail('instructions.share', f"'instructions.share' must be in (0, 1), got {ins.share}")
+    if not 0.0 < ins.e5_share < 1.0:
+        fail('instructions.e5_share', f"'instructions.e5_share' must be in (0, 1), got {ins.e5_share}")
     ev = config.evaluation
     from pyserini_hybrid.datasets import COLLECTIONS
 
@@ -296,6 +319,18 @@ def _validate(config: ExperimentConfig, where: str, lines: dict[str, int]) -> No
     if ev.precision not in PRECISIONS:
         fail('evaluation.precision',
              f"'evaluation.precision' must be one of {', '.join(PRECISIONS)}, got {ev.precision!r}")
+    from pyserini_hybrid.encoders import EncoderError, parse_bias_method
+
+    labels = []
+    for i, value in enumerate(ev.bias_corrections):
+        try:
+            parse_bias_method(value)
+        except EncoderError as exc:
+            fail(f'evaluation.bias_corrections[{i}]', str(exc))
+        labels.append(value)
+    if not labels or labels[0] != 'none' or len(set(labels)) != len(labels):
+        fail('evaluation.bias_corrections', "'evaluation.bias_corrections' must start with none and list each "
+                                            f"correction once, got {labels}")
     r = config.report
     if r.n_resamples < 1 or r.n_bootstrap < 1:
         fail('report', "'report.n_resamples' and 'n_bootstrap' must be >= 1")

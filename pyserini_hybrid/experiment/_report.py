@@ -6,9 +6,14 @@ answer is generated from the numbers at report time.
 Significance: per-query paired tests through :func:`pyserini_hybrid.eval.compare` (randomization
 test, paired t-test, bootstrap 95% interval) on each arm's *seed-averaged* per-query values (a
 query's AP averaged over the arm's seeds), weighted as the paper's macro aggregate; Holm correction
-across every test of a collection. A seed-level paired t-test over the per-seed macro values (seeds
-paired by number) is given beside it: with few seeds it is weak, but it shows whether a
-difference outgrows the seed-to-seed spread.
+across every test of a collection, every comparison under every bias correction together. A
+seed-level paired t-test over the per-seed macro values (seeds paired by number) is given beside
+it: with few seeds it is weak, but it shows whether a difference outgrows the seed-to-seed spread.
+
+Reproducible: the report is a function of the committed unit files and the configuration alone (no
+time stamps, no absolute paths, no machine-dependent values; every resampling seeded), so
+``--report-only`` on a clean clone rewrites ``report.md``, ``report.json`` and the SVG figures byte
+for byte.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ _TITLE = {'mono': 'Mono mAP', 'cross': 'Cross mAP', 'multi': 'Multi mAP', 'rank_
 _PHRASE = {'base': 'the untrained base model', 'mono': 'X-X-mono batches alone', 'cross': 'X-Y batches alone',
            'hybrid': 'hybrid batches alone', 'instruct-only': 'instruction tuning alone',
            'hybrid+instruct': 'hybrid batches with instruction pairs mixed in',
-           'instruct-then-hybrid': 'instruction tuning followed by hybrid batches'}
+           'instruct-then-hybrid': 'instruction tuning followed by hybrid batches',
+           'hybrid+instruct-e5': 'hybrid batches with instruction pairs and E5-instruct query instructions'}
 _COLLECTION_TITLE = {'xquad-r': 'XQuAD-R', 'mlqa-r': 'MLQA-R'}
 
 
@@ -73,6 +79,7 @@ def _unit_values(results: Mapping[str, Any], zero_shot: Sequence[str]) -> dict:
         if kind == 'multi' and agg is not None:
             langs = [l for l in zero_shot if l in agg['by_lang']]
             out['multi_zero_shot'] = sum(agg['by_lang'][l] for l in langs) / len(langs) if langs else None
+            out['multi_by_lang'] = dict(agg['by_lang'])
     bias = aggregate(results, 'multi', 'rank_distance')
     out['rank_distance'] = None if bias is None else bias['macro']
     return out
@@ -94,87 +101,173 @@ def _seed_level(a: Mapping[int, dict], b: Mapping[int, dict], key: str) -> dict:
     return out
 
 
+def _portable(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it, else as written when relative, else its name:
+    what the report may show without depending on the machine."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path if not os.path.isabs(path) else Path(path).name
+
+
+def _ran_precisions(dones: Sequence[Mapping[str, Any] | None]) -> list[str]:
+    """The encoder precisions the finished units were evaluated at (fp32 is not recorded)."""
+    return sorted({(d.get('identity') or {}).get('eval_precision', 'fp32') for d in dones if d is not None})
+
+
 def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]) -> dict:
     """Collect every finished unit of ``config`` and compute the report (see module doc)."""
     from pyserini_hybrid.datasets import COLLECTIONS
-    from pyserini_hybrid.eval import compare, holm
-    from pyserini_hybrid.experiment._runner import DONE_FILE, RESULTS_FORMAT, eval_precision, load_unit_results, plan
+    from pyserini_hybrid.eval import holm
+    from pyserini_hybrid.experiment._runner import DONE_FILE, load_unit_results, plan, results_path
 
     units = plan(config)
+    root = config.output_dir
     trained_langs = _trained_languages(config)
-    precision = eval_precision(config)
+    corrections = tuple(config.evaluation.bias_corrections)
+    dones = []
+    for unit in units:
+        done_path = unit.dir / DONE_FILE
+        dones.append(json.loads(done_path.read_text(encoding='utf-8')) if done_path.is_file() else None)
+    ran = _ran_precisions(dones)
+    precision = ', '.join(ran) or 'none yet'
+    settings = config.to_dict()
+    for key in ('output', 'models'):  # where this copy lives is no part of the result
+        settings.pop(key)
     report: dict[str, Any] = {
         'tool': 'pyserini_hybrid.experiment', 'experiment': config.name, 'question': QUESTION,
-        'config': config.to_dict(), 'config_file': config.source, 'encoder_precision': precision,
+        'config': settings, 'config_file': _portable(config.source, Path.cwd()) if config.source else '',
+        'encoder_precision': precision, 'bias_corrections': list(corrections),
         'instruction_data': _instruction_note(config),
         'protocol': {
             'metric': 'AP over the full pool (every candidate ranked, exact scoring from the score matrix); '
                       'Mono / Cross / Multi are macro averages as in the paper; rank distance = max - min rank '
                       'of a query\'s relevant sentences in the Multi ranking, macro over query languages; '
                       f'encoder precision {precision} (asked: {config.evaluation.precision})',
-            'spread': 'mean, sample standard deviation, min and max over the seeds of an arm',
+            'bias_corrections': 'every arm is scored from the same vectors without correction (none) and under '
+                                f"each of {', '.join(corrections)}, statistics fitted per model from NTREX "
+                                'training-side text (no evaluation data); shift subtracts the mean document '
+                                'vector of each language, so it can change only the Multi ranking',
+            'spread': 'mean, sample standard deviation, min and max over the seeds of an arm; 95% interval: '
+                      'query bootstrap (clustered by question) of the seed-averaged per-query values',
             'significance': 'per-query paired randomization test (and t-test, 95% bootstrap interval) on '
                             'seed-averaged per-query values, weighted as the macro aggregate; Holm correction '
-                            'across all tests of a collection; seed-level paired t-test over per-seed means '
-                            'beside it',
+                            'across all tests of a collection (every comparison under every bias correction); '
+                            'seed-level paired t-test over per-seed means beside it',
             'alpha': config.report.alpha},
         'units': [], 'collections': {}}
-    finished: dict[str, dict[str, dict[int | None, Any]]] = {c: {} for c in collections}
-    for unit in units:
-        done_path = unit.dir / DONE_FILE
-        done = json.loads(done_path.read_text(encoding='utf-8')) if done_path.is_file() else None
+    finished: dict[str, dict[str, dict[str, dict[int | None, Any]]]] = {
+        c: {label: {} for label in corrections} for c in collections}
+    for unit, done in zip(units, dones):
         report['units'].append({
-            'arm': unit.arm, 'seed': unit.seed, 'dir': str(unit.dir), 'finished': done is not None,
-            'training': (done or {}).get('training', []),
+            'arm': unit.arm, 'seed': unit.seed, 'dir': _portable(str(unit.dir), root), 'finished': done is not None,
+            'training': [{k: t.get(k) for k in ('steps', 'train_seconds', 'pairs_per_second')}
+                         for t in (done or {}).get('training', [])],
             'eval_seconds': {c: v.get('seconds') for c, v in (done or {}).get('collections', {}).items()}})
         for collection in collections:
             if done is not None and collection in done.get('collections', {}):
-                path = unit.dir / RESULTS_FORMAT.format(collection=collection)
-                finished[collection].setdefault(unit.arm, {})[unit.seed] = load_unit_results(path)
+                for label in corrections:
+                    path = results_path(unit.dir, collection, label)
+                    finished[collection][label].setdefault(unit.arm, {})[unit.seed] = load_unit_results(path)
 
     for collection in collections:
-        arms_runs = finished[collection]
-        if not arms_runs:
+        if not finished[collection]['none']:
             continue
         zero_shot = [l for l in COLLECTIONS[collection] if l not in trained_langs]
-        block: dict[str, Any] = {'zero_shot_languages': zero_shot, 'arms': {}, 'comparisons': []}
-        values: dict[str, dict[int | None, dict]] = {}
-        for arm in config.arms:
-            if arm not in arms_runs:
-                continue
-            values[arm] = {seed: _unit_values(res, zero_shot) for seed, res in arms_runs[arm].items()}
-            entry: dict[str, Any] = {'seeds': [s for s in arms_runs[arm]], 'description': ARMS[arm]}
-            for key in (*KINDS, 'multi_zero_shot', 'rank_distance'):
-                vals = [v[key] for v in values[arm].values() if v.get(key) is not None]
-                entry[key] = dict(_stats(vals), per_seed={str(s): v[key] for s, v in values[arm].items()}) \
-                    if vals else None
-            block['arms'][arm] = entry
-        averaged = {arm: _seed_average(list(runs.values())) for arm, runs in arms_runs.items()}
+        block: dict[str, Any] = {'zero_shot_languages': zero_shot, 'corrections': {}}
         rows = []
-        for a, b in config.comparisons:
-            if a not in averaged or b not in averaged:
-                continue
-            for kind, value in [(k, 'AP') for k in KINDS] + [('multi', 'rank_distance')]:
-                row = compare(averaged[a], averaged[b], kind, value, seed=config.report.seed,
-                              n_resamples=config.report.n_resamples, n_bootstrap=config.report.n_bootstrap,
-                              label=f'{collection}|{a}|{b}')
-                if row is None:
-                    continue
-                key = kind if value == 'AP' else 'rank_distance'
-                row = {'arm_a': a, 'arm_b': b, 'measure': key, **row,
-                       'seed_level': _seed_level(values[a], values[b], key)}
-                rows.append(row)
+        for label in corrections:
+            sub = _correction_block(config, collection, label, finished[collection][label], zero_shot)
+            block['corrections'][label] = sub
+            rows.extend(sub['comparisons'])
+        # one family: every comparison under every correction of the collection
         for row, p in zip(rows, holm([r['p_randomization'] for r in rows])):
             row['p_holm'] = p
             improvement = _better(row['measure'], row['diff'])
             row['outcome'] = ('better' if p <= config.report.alpha and improvement > 0 else
                               'worse' if p <= config.report.alpha and improvement < 0 else 'no significant difference')
-        block['comparisons'] = rows
-        block['answer'] = _answers(collection, block, config)
+        for label, sub in block['corrections'].items():
+            sub['answer'] = _answers(collection, sub, config, label)
         report['collections'][collection] = block
     primary = next((c for c in ('xquad-r', 'mlqa-r') if c in report['collections']), None)
-    report['answer'] = report['collections'][primary]['answer'] if primary else []
+    report['answer'] = ([s for sub in report['collections'][primary]['corrections'].values() for s in sub['answer']]
+                        if primary else [])
+    report['caveats'] = _caveats(config)
+    report['figures'] = _figure_names(report) if _can_plot() else []
     return report
+
+
+def _correction_block(config: ExperimentConfig, collection: str, label: str,
+                      arms_runs: Mapping[str, Mapping[int | None, Any]], zero_shot: Sequence[str]) -> dict:
+    """Per-arm statistics and the comparisons (without Holm) of one collection under one correction."""
+    from pyserini_hybrid.eval import compare
+    from pyserini_hybrid.eval._significance import seed_for
+    from pyserini_hybrid.eval._report import _ci
+
+    rs = config.report
+    block: dict[str, Any] = {'arms': {}, 'comparisons': []}
+    values: dict[str, dict[int | None, dict]] = {}
+    averaged = {arm: _seed_average(list(runs.values())) for arm, runs in arms_runs.items()}
+    for arm in config.arms:
+        if arm not in arms_runs:
+            continue
+        values[arm] = {seed: _unit_values(res, zero_shot) for seed, res in arms_runs[arm].items()}
+        entry: dict[str, Any] = {'seeds': [s for s in arms_runs[arm]], 'description': ARMS[arm]}
+        for key in (*KINDS, 'multi_zero_shot', 'rank_distance'):
+            vals = [v[key] for v in values[arm].values() if v.get(key) is not None]
+            entry[key] = dict(_stats(vals), per_seed={str(s): v[key] for s, v in values[arm].items()}) \
+                if vals else None
+        for kind, value in [(k, 'AP') for k in KINDS] + [('multi', 'rank_distance')]:
+            key = kind if value == 'AP' else 'rank_distance'
+            if entry[key] is not None:
+                entry[key]['ci95'] = _ci(averaged[arm], kind, value, rs.n_bootstrap,
+                                         seed_for(rs.seed, f'ci|{collection}|{label}|{arm}|{key}'))
+        by_lang: dict[str, list[float]] = {}
+        for v in values[arm].values():
+            for lang, ap in (v.get('multi_by_lang') or {}).items():
+                by_lang.setdefault(lang, []).append(ap)
+        entry['multi_by_lang'] = {lang: _stats(vals) for lang, vals in by_lang.items()}
+        block['arms'][arm] = entry
+    for a, b in config.comparisons:
+        if a not in averaged or b not in averaged:
+            continue
+        for kind, value in [(k, 'AP') for k in KINDS] + [('multi', 'rank_distance')]:
+            # the label seeds the resampling: the same test under another correction gets its own draws
+            tag = f'{collection}|{a}|{b}' if label == 'none' else f'{collection}|{label}|{a}|{b}'
+            row = compare(averaged[a], averaged[b], kind, value, seed=rs.seed, n_resamples=rs.n_resamples,
+                          n_bootstrap=rs.n_bootstrap, label=tag)
+            if row is None:
+                continue
+            key = kind if value == 'AP' else 'rank_distance'
+            block['comparisons'].append({'arm_a': a, 'arm_b': b, 'measure': key, 'correction': label, **row,
+                                         'seed_level': _seed_level(values[a], values[b], key)})
+    return block
+
+
+def _caveats(config: ExperimentConfig) -> list[str]:
+    """What the answer does not cover, in plain words, from the configuration."""
+    b = config.budget
+    base = config.base or _recipe_base(config) or 'the recipe base'
+    out = [f"Budget: every trained arm had {b.max_steps} steps x {b.batch_size} pairs "
+           f"({b.max_steps * b.batch_size:,} pairs) and {len(config.seeds)} seeds; a longer budget may rank the "
+           "arms otherwise."]
+    sources = set(config.instructions.sources)
+    if sources & {'offline', 'self-instruct', 'self-instruct-seed', 'self-instruct-user', 't0'}:
+        out.append('Instruction data: an English-only offline stand-in (self-instruct and T0/P3 pairs) for '
+                   'databricks-dolly-15k, which could not be obtained here; Dolly itself (also English) may behave '
+                   'differently.')
+    out.append(f"Model size: one small base encoder ({base}); larger or other encoders may respond differently "
+               'to instruction tuning.')
+    return out
+
+
+def _recipe_base(config: ExperimentConfig) -> str | None:
+    try:
+        from pyserini_hybrid.experiment._runner import _base_recipe
+
+        return _base_recipe(config).base
+    except Exception:  # noqa: BLE001 - a report on finished units needs no readable recipe
+        return None
 
 
 def _trained_languages(config: ExperimentConfig) -> tuple[str, ...]:
@@ -197,11 +290,14 @@ def _instruction_note(config: ExperimentConfig) -> str:
                 "which is not obtainable on this machine")
     else:
         note = f"instruction data: {', '.join(sources)}"
+    ins = config.instructions
     if 'hybrid+instruct' in config.arms:
-        ins = config.instructions
         mixing = (f'a fixed share of {ins.share:g} of the batches' if ins.share is not None
                   else f'their share of the batches by size x weight {ins.weight:g}')
         note += f'; in hybrid+instruct the instruction pairs get {mixing}'
+    if 'hybrid+instruct-e5' in config.arms:
+        note += (f'; in hybrid+instruct-e5 they get a fixed share of {ins.e5_share:g} and every query carries the '
+                 'E5-instruct task instruction of its source')
     return note
 
 
@@ -221,8 +317,8 @@ def _fmt_diff(value: float, measure: str) -> str:
     return f'{value:+.1f}' if measure == 'rank_distance' else f'{value:+.3f}'
 
 
-def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig) -> list[str]:
-    """One sentence per comparison of one collection, generated from its rows.
+def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig, correction: str = 'none') -> list[str]:
+    """One sentence per comparison of one collection under one bias correction, generated from its rows.
 
     The verdict looks at the zero-shot cross-lingual measures (Cross mAP, Multi mAP, rank distance):
     'Yes' when at least one is significantly better and none significantly worse (Holm-corrected,
@@ -230,6 +326,8 @@ def _answers(collection: str, block: Mapping[str, Any], config: ExperimentConfig
     significant difference' otherwise. Mono mAP is reported beside it.
     """
     title = _COLLECTION_TITLE.get(collection, collection)
+    if correction != 'none':
+        title += f' with bias correction {correction}'
     out = []
     by_pair: dict[tuple[str, str], list[dict]] = {}
     for row in block['comparisons']:
@@ -306,42 +404,19 @@ def render_experiment_markdown(report: Mapping[str, Any]) -> str:
               f"- {report['instruction_data']}",
               f"- task instructions on queries (E5-instruct): {'on' if cfg['query_instructions'] else 'off'}",
               f"- metric: {report['protocol']['metric']}",
+              f"- bias corrections: {report['protocol']['bias_corrections']}",
               f"- spread: {report['protocol']['spread']}",
               f"- significance: {report['protocol']['significance']}; alpha {report['protocol']['alpha']}",
               '', '| arm | what |', '|---|---|']
     lines += [f'| {arm} | {ARMS[arm]} |' for arm in cfg['arms']]
     lines.append('')
+    if report.get('caveats'):
+        lines += ['**Caveats.**', ''] + [f'- {c}' for c in report['caveats']] + ['']
     for collection, block in report['collections'].items():
         title = _COLLECTION_TITLE.get(collection, collection)
         zs = ', '.join(block['zero_shot_languages']) or 'none'
-        lines += [f'## {title}', '', f'Mean ± sd over seeds (n = seeds finished). Zero-shot languages: {zs}.', '',
-                  f'| arm | n | Mono mAP | Cross mAP | Multi mAP | Multi mAP ({zs}) | rank distance |',
-                  '|---|---|---|---|---|---|---|']
-        for arm, entry in block['arms'].items():
-            lines.append(f"| {arm} | {len(entry['seeds'])} | {_cell(entry['mono'], 'mono')} | "
-                         f"{_cell(entry['cross'], 'cross')} | {_cell(entry['multi'], 'multi')} | "
-                         f"{_cell(entry['multi_zero_shot'], 'multi')} | {_cell(entry['rank_distance'], 'rank_distance')} |")
-        if block['comparisons']:
-            lines += ['', '### Paired comparisons (b - a)', '',
-                      '| b | a | measure | b | a | b - a | 95% CI | p (rand.) | p (Holm) | seed-level diffs | '
-                      'p (seeds, t) | outcome |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
-            for r in block['comparisons']:
-                m = r['measure']
-                level = r['seed_level']
-                diffs = ', '.join(_fmt_diff(d, m) for d in level['diffs']) or '–'
-                p_seeds = '–' if level['p_t'] is None else _fmt_p(level['p_t'])
-                lines.append(f"| {r['arm_b']} | {r['arm_a']} | {_TITLE[m]} | {_fmt(r['b_value'], m)} | "
-                             f"{_fmt(r['a_value'], m)} | {_fmt_diff(r['diff'], m)} | [{_fmt(r['ci95'][0], m)}, "
-                             f"{_fmt(r['ci95'][1], m)}] | {_fmt_p(r['p_randomization'])} | {_fmt_p(r['p_holm'])} | "
-                             f"{diffs} | {p_seeds} | {r['outcome']} |")
-        lines += ['', '### Per seed', '', '| arm | seed | Mono | Cross | Multi | rank distance |', '|---|---|---|---|---|---|']
-        for arm, entry in block['arms'].items():
-            for seed in entry['seeds']:
-                key = str(seed)
-                vals = [entry[k]['per_seed'][key] if entry[k] else None for k in (*KINDS, 'rank_distance')]
-                cells = ['–' if v is None else _fmt(v, k) for v, k in zip(vals, (*KINDS, 'rank_distance'))]
-                lines.append(f"| {arm} | {'–' if seed is None else seed} | {' | '.join(cells)} |")
-        lines.append('')
+        for label, sub in block['corrections'].items():
+            lines += _correction_markdown(report, collection, title, zs, label, sub)
     lines += ['## Units', '', '| arm | seed | finished | training steps | training s | pairs/s | evaluation s |',
               '|---|---|---|---|---|---|---|']
     for u in report['units']:
@@ -355,6 +430,150 @@ def render_experiment_markdown(report: Mapping[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def _cell_ci(stats: Mapping[str, Any] | None, measure: str) -> str:
+    if stats is None:
+        return '–'
+    low, high = stats['ci95']
+    return f"{_cell(stats, measure)} [{_fmt(low, measure)}, {_fmt(high, measure)}]"
+
+
+def _correction_markdown(report: Mapping[str, Any], collection: str, title: str, zs: str, label: str,
+                         block: Mapping[str, Any]) -> list[str]:
+    heading = title if label == 'none' else f'{title}, bias correction {label}'
+    lines = [f'## {heading}', '',
+             'Mean ± sd over seeds (n = seeds finished) [95% interval: query bootstrap of the seed-averaged '
+             f'values]. Zero-shot languages: {zs}.', '',
+             f'| arm | n | Mono mAP | Cross mAP | Multi mAP | Multi mAP ({zs}) | rank distance |',
+             '|---|---|---|---|---|---|---|']
+    for arm, entry in block['arms'].items():
+        lines.append(f"| {arm} | {len(entry['seeds'])} | {_cell_ci(entry['mono'], 'mono')} | "
+                     f"{_cell_ci(entry['cross'], 'cross')} | {_cell_ci(entry['multi'], 'multi')} | "
+                     f"{_cell(entry['multi_zero_shot'], 'multi')} | {_cell_ci(entry['rank_distance'], 'rank_distance')} |")
+    stem = _figure_stem(collection, label)
+    figures = [f for f in report.get('figures', []) if f.startswith(f'figures/{stem}-')]
+    if figures:
+        lines += [''] + [f'![{f}]({f})' for f in figures]
+    langs = sorted({l for entry in block['arms'].values() for l in entry['multi_by_lang']})
+    if langs:
+        lines += ['', '### Multi mAP by query language (mean over seeds)', '',
+                  '| arm | ' + ' | '.join(langs) + ' |', '|---|' + '---|' * len(langs)]
+        for arm, entry in block['arms'].items():
+            cells = [_fmt(entry['multi_by_lang'][l]['mean'], 'multi') if l in entry['multi_by_lang'] else '–'
+                     for l in langs]
+            lines.append(f"| {arm} | {' | '.join(cells)} |")
+    if block['comparisons']:
+        lines += ['', '### Paired comparisons (b - a)', '',
+                  '| b | a | measure | b | a | b - a | 95% CI | p (rand.) | p (Holm) | seed-level diffs | '
+                  'p (seeds, t) | outcome |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+        for r in block['comparisons']:
+            m = r['measure']
+            level = r['seed_level']
+            diffs = ', '.join(_fmt_diff(d, m) for d in level['diffs']) or '–'
+            p_seeds = '–' if level['p_t'] is None else _fmt_p(level['p_t'])
+            lines.append(f"| {r['arm_b']} | {r['arm_a']} | {_TITLE[m]} | {_fmt(r['b_value'], m)} | "
+                         f"{_fmt(r['a_value'], m)} | {_fmt_diff(r['diff'], m)} | [{_fmt(r['ci95'][0], m)}, "
+                         f"{_fmt(r['ci95'][1], m)}] | {_fmt_p(r['p_randomization'])} | {_fmt_p(r['p_holm'])} | "
+                         f"{diffs} | {p_seeds} | {r['outcome']} |")
+    if block.get('answer'):
+        lines += ['', 'Answer under this correction:', ''] + [f'- {a}' for a in block['answer']]
+    lines += ['', '### Per seed', '', '| arm | seed | Mono | Cross | Multi | rank distance |', '|---|---|---|---|---|---|']
+    for arm, entry in block['arms'].items():
+        for seed in entry['seeds']:
+            key = str(seed)
+            vals = [entry[k]['per_seed'][key] if entry[k] else None for k in (*KINDS, 'rank_distance')]
+            cells = ['–' if v is None else _fmt(v, k) for v, k in zip(vals, (*KINDS, 'rank_distance'))]
+            lines.append(f"| {arm} | {'–' if seed is None else seed} | {' | '.join(cells)} |")
+    lines.append('')
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# figures (SVG, deterministic)
+
+
+def _can_plot() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec('matplotlib') is not None
+
+
+def _figure_stem(collection: str, correction: str) -> str:
+    return f"{collection}-{correction.replace(':', '_')}"
+
+
+def _figure_names(report: Mapping[str, Any]) -> list[str]:
+    return [f'figures/{_figure_stem(c, label)}-{kind}.svg' for c, block in report['collections'].items()
+            for label in block['corrections'] for kind in ('arms', 'multi-by-language')]
+
+
+def _svg(fig) -> bytes:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    # no date, a fixed id salt and text kept as text (no font-dependent glyph paths): same report, same bytes
+    fig.savefig(buffer, format='svg', metadata={'Date': None, 'Creator': None}, bbox_inches='tight')
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _rc():
+    import matplotlib
+
+    matplotlib.use('Agg', force=True)
+    return matplotlib.rc_context({'svg.hashsalt': 'pyserini-hybrid-experiment', 'svg.fonttype': 'none',
+                                  'font.family': 'DejaVu Sans'})
+
+
+def plot_arms(block: Mapping[str, Any], title: str) -> bytes:
+    """Grouped bars: Mono / Cross / Multi mAP of each arm (mean over seeds) with 95% intervals."""
+    import matplotlib.pyplot as plt
+
+    arms = list(block['arms'])
+    with _rc():
+        fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(arms), 3.6))
+        width = 0.8 / len(KINDS)
+        for i, kind in enumerate(KINDS):
+            xs, means, errs = [], [], [[], []]
+            for j, arm in enumerate(arms):
+                stats = block['arms'][arm][kind]
+                if stats is None:
+                    continue
+                xs.append(j + (i - 1) * width)
+                means.append(stats['mean'])
+                errs[0].append(max(0.0, stats['mean'] - stats['ci95'][0]))
+                errs[1].append(max(0.0, stats['ci95'][1] - stats['mean']))
+            ax.bar(xs, means, width, yerr=errs, capsize=2, label=_TITLE[kind])
+        ax.set_xticks(range(len(arms)), arms, rotation=20, ha='right')
+        ax.set_ylabel('mAP (mean over seeds, 95% interval)')
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, ncols=3, loc='upper right')
+        return _svg(fig)
+
+
+def plot_multi_by_language(block: Mapping[str, Any], title: str) -> bytes:
+    """Multi mAP per query language, one line of points per arm (mean over seeds, sd as error bars)."""
+    import matplotlib.pyplot as plt
+
+    langs = sorted({l for entry in block['arms'].values() for l in entry['multi_by_lang']})
+    with _rc():
+        fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(langs), 3.6))
+        n = max(1, len(block['arms']))
+        for k, (arm, entry) in enumerate(block['arms'].items()):
+            xs = [i + (k - (n - 1) / 2) * 0.6 / n for i, l in enumerate(langs) if l in entry['multi_by_lang']]
+            stats = [entry['multi_by_lang'][l] for l in langs if l in entry['multi_by_lang']]
+            ax.errorbar(xs, [s['mean'] for s in stats], yerr=[s['sd'] for s in stats], fmt='o', markersize=4,
+                        capsize=2, label=arm)
+        ax.set_xticks(range(len(langs)), langs)
+        ax.set_xlabel('query language')
+        ax.set_ylabel('Multi mAP (mean ± sd over seeds)')
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, ncols=2)
+        return _svg(fig)
+
+
 def write_experiment_report(report: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir`` (atomically)."""
     out_dir = Path(out_dir)
@@ -366,4 +585,16 @@ def write_experiment_report(report: Mapping[str, Any], out_dir: str | os.PathLik
     with atomic_write(out_dir / 'report.md') as out:
         out.write(render_experiment_markdown(report))
     paths.append(out_dir / 'report.md')
+    if not report.get('figures'):  # matplotlib missing: the tables say it all
+        return paths
+    (out_dir / 'figures').mkdir(exist_ok=True)
+    for collection, block in report['collections'].items():
+        for label, sub in block['corrections'].items():
+            title = _COLLECTION_TITLE.get(collection, collection) + ('' if label == 'none' else
+                                                                     f', bias correction {label}')
+            for kind, plot in (('arms', plot_arms), ('multi-by-language', plot_multi_by_language)):
+                path = out_dir / 'figures' / f'{_figure_stem(collection, label)}-{kind}.svg'
+                with atomic_write(path, 'wb') as out:
+                    out.write(plot(sub, title))
+                paths.append(path)
     return paths

@@ -4,14 +4,20 @@ Layout of the output folder (``config.output_dir``)::
 
     arms/<arm>/seed-<seed>/          one unit (the base arm: arms/base/)
         recipe.yaml                  the training recipe of the unit (stage-1.yaml + recipe.yaml for two stages)
-        model/                       the trained model (deleted once evaluated unless keep_models)
         results-<collection>.json.gz per-query AP and rank distance of every setting (exact, full pool)
+        results-<collection>-<correction>.json.gz   the same under each bias correction but none
         done.json                    the unit's complete marker, written last and atomically
     report.md, report.json           the experiment report (rebuilt from the units on every run)
+    figures/*.svg                    its figures (when matplotlib is installed)
+
+Everything there is small and machine-independent, meant to be committed: a later session (or a
+clean clone) resumes from it and rebuilds the report byte for byte. The trained models and their
+checkpoints go to ``config.models_dir`` (``models/experiments/<name>/<arm>/seed-<seed>/``,
+git-ignored) and are deleted once evaluated unless keep_models.
 
 A unit whose ``done.json`` matches the configuration is neither trained nor evaluated again; a unit
 finished under another configuration is an error (delete its folder to redo it). A collection
-whose files appear later (MLQA-R) is evaluated for finished units without retraining them.
+whose files appear later (MLQA-R) is evaluated for finished units, retraining their (seeded) models.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from pyserini_hybrid._io import atomic_write
 from pyserini_hybrid.experiment._config import ARMS, ExperimentConfig, ExperimentError
 
 __all__ = ['Unit', 'plan', 'arm_recipes', 'recipe_yaml', 'available_collections', 'evaluate_model',
-           'run_units', 'load_unit_results', 'DONE_FILE', 'RESULTS_FORMAT']
+           'run_units', 'load_unit_results', 'results_path', 'DONE_FILE', 'RESULTS_FORMAT']
 
 DONE_FILE = 'done.json'
 RESULTS_FORMAT = 'results-{collection}.json.gz'
@@ -51,6 +57,20 @@ class Unit:
     @property
     def label(self) -> str:
         return self.arm if self.seed is None else f'{self.arm} seed {self.seed}'
+
+
+def results_path(unit_dir: Path, collection: str, correction: str = 'none') -> Path:
+    """A unit's per-query results of one collection under one bias correction (``none``: the
+    uncorrected file, named as before corrections existed; ``lsar:8`` -> ``...-lsar_8.json.gz``)."""
+    if correction == 'none':
+        return unit_dir / RESULTS_FORMAT.format(collection=collection)
+    return unit_dir / f"results-{collection}-{correction.replace(':', '_')}.json.gz"
+
+
+def model_root(config: ExperimentConfig, arm: str, seed: int) -> Path:
+    """Where a trained unit's model (and a two-stage unit's first stage) is written: outside the
+    committed output folder."""
+    return config.models_dir / arm / f'seed-{seed}'
 
 
 def plan(config: ExperimentConfig) -> list[Unit]:
@@ -96,7 +116,7 @@ def _with_tasks(entries: Sequence[Any]) -> tuple:
     return tuple(e if e.task else dataclasses.replace(e, task=task_for(e.corpus, e.options)) for e in entries)
 
 
-def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, base_recipe: Any = None) -> list:
+def arm_recipes(config: ExperimentConfig, arm: str, seed: int, *, base_recipe: Any = None) -> list:
     """The training recipe(s) of one trained unit: one, or two for ``instruct-then-hybrid``.
 
     Every trained arm gets the experiment's base model, budget (steps, batch size[, lr]) and seed,
@@ -104,6 +124,9 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
     the arms differ only in strategy and data (see :data:`~pyserini_hybrid.experiment.ARMS`). In
     hybrid+instruct the instruction source gets ``instructions.share`` of the batches when it is
     set (recipe option ``data[].share``), else its share follows its size x ``instructions.weight``.
+    hybrid+instruct-e5 is the same mix at ``instructions.e5_share``, with the E5-instruct query
+    template and one task per source (mode a) whatever ``query_instructions`` says. Models are
+    written under :func:`model_root`.
     """
     from pyserini_hybrid.encoders._tasks import INSTRUCT_TEMPLATE
 
@@ -115,15 +138,16 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
         raise ExperimentError(f"{config.recipe}: the recipe has no corpus besides instructions")
     instructions = (_instruction_entry(config),)
     budget = config.budget
+    instructed = config.query_instructions or arm == 'hybrid+instruct-e5'
     # no early stopping: it would load the best checkpoint and so train some arms fewer steps
     common = dict(base=config.base or recipe.base, batch_size=budget.batch_size, lr=budget.lr, seed=seed,
                   alpha=config.alpha, validation=dataclasses.replace(recipe.validation, patience=0))
-    if config.query_instructions:
+    if instructed:
         common['query_instruction'] = INSTRUCT_TEMPLATE
     name = f'{config.name}-{arm}-seed{seed}'
 
     def make(data: tuple, strategy: str, steps: int, output: Path, base: str | None = None, suffix: str = ''):
-        if config.query_instructions:
+        if instructed:
             data = _with_tasks(data)
         overrides = dict(common, name=name + suffix, data=data, strategy=strategy, max_steps=steps,
                          output=str(output))
@@ -134,6 +158,7 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
         except ValueError as exc:
             raise ExperimentError(f"{config.source}: arm {arm}: {exc}") from None
 
+    unit_dir = model_root(config, arm, seed)
     model = unit_dir / 'model'
     if arm in ('mono', 'cross', 'hybrid'):
         return [make(corpora, arm, budget.max_steps, model)]
@@ -141,6 +166,9 @@ def arm_recipes(config: ExperimentConfig, arm: str, seed: int, unit_dir: Path, b
         return [make(instructions, 'mono', budget.max_steps, model)]
     if arm == 'hybrid+instruct':
         return [make(corpora + (_instruction_entry(config, mixed=True),), 'hybrid', budget.max_steps, model)]
+    if arm == 'hybrid+instruct-e5':
+        mixed = dataclasses.replace(_instruction_entry(config), share=config.instructions.e5_share)
+        return [make(corpora + (mixed,), 'hybrid', budget.max_steps, model)]
     first = max(1, min(budget.max_steps - 1, round(budget.max_steps * config.two_stage_fraction)))
     stage1 = unit_dir / 'stage-1'
     return [make(instructions, 'mono', first, stage1, suffix='-stage1'),
@@ -209,24 +237,39 @@ def _encoder(model: str, config: ExperimentConfig):
                    task=task)
 
 
-def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[str]) -> dict[str, dict]:
-    """Exact full-pool results of ``model`` on every setting of each collection.
+def evaluate_model(model: str, config: ExperimentConfig, collections: Sequence[str], *,
+                   train_dir: str | os.PathLike | None = None,
+                   log: Callable[[str], None] | None = None) -> dict[str, dict[str, dict]]:
+    """Exact full-pool results of ``model`` on every setting of each collection, under every bias
+    correction of ``evaluation.bias_corrections`` (the pool embedded once).
 
-    Returns ``{collection: {dataset_id: SettingResult}}`` (eval module's per-query results).
+    The corrections' statistics are fitted from NTREX training-side text (``train_dir``) on first
+    use and saved beside the model (a trained model) or in the cache (a named one), as
+    ``python -m pyserini_hybrid.eval --bias-correction`` does.
+
+    Returns ``{collection: {correction: {dataset_id: SettingResult}}}`` (eval module's per-query results).
     """
     from pyserini_hybrid.datasets import list_settings, load_pool
+    from pyserini_hybrid.encoders import load_bias_correction, parse_bias_method
     from pyserini_hybrid.eval import MEASURES, exact_scores
 
     encoder = _encoder(model, config)
+    fixes = {}
+    for label in config.evaluation.bias_corrections:
+        method, rank = parse_bias_method(label)
+        fixes[label] = load_bias_correction(encoder, method, rank=rank, source='ntrex', train_dir=train_dir, log=log)
     out = {}
     for collection in collections:
         pool = load_pool(collection, data_dir=config.evaluation.data_dir, verify=config.evaluation.verify)
         q_emb, d_emb = _embed(pool, encoder)
         # a setting without any query (possible in hand-made data) has no AP to report
         settings = [s for s in list_settings(collection) if len(pool.query_indices(s))]
-        out[collection] = exact_scores(pool, q_emb, d_emb, settings,
-                                       similarity=encoder.spec.similarity, measures=MEASURES,
-                                       source=f'exact: {model}')
+        out[collection] = {}
+        for label, fix in fixes.items():
+            note = '' if label == 'none' else f', bias correction {fix.describe()}'
+            out[collection][label] = exact_scores(pool, q_emb, d_emb, settings, similarity=encoder.spec.similarity,
+                                                  measures=MEASURES, source=f'exact: {model}{note}',
+                                                  correction=None if label == 'none' else fix)
     return out
 
 
@@ -289,13 +332,17 @@ def _fingerprint(payload: Any) -> str:
 def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
     """What a unit's numbers depend on: its recipes (data, budget, seed, base), the eval data and precision.
 
-    Paths inside the unit folder are written relative to it, so a moved experiment folder still
-    matches its markers.
+    Paths inside the unit folder and its model folder are written relative to them, so a moved (or
+    cloned) experiment folder still matches its markers. The bias corrections are not part of it:
+    they are checked per unit (:func:`_missing_corrections`).
     """
     ev = config.evaluation
     inside = str(unit.dir)
+    models = str(model_root(config, unit.arm, unit.seed)) if unit.seed is not None else None
 
     def relative(value: Any) -> Any:
+        if isinstance(value, str) and models is not None and value.startswith(models):
+            return '<models>' + value[len(models):]
         if isinstance(value, str) and value.startswith(inside):
             return '<unit>' + value[len(inside):]
         if isinstance(value, dict):
@@ -311,6 +358,13 @@ def _unit_identity(config: ExperimentConfig, unit: Unit, recipes: list) -> dict:
     if precision != 'fp32':  # fp32 is left out: units finished before the option existed still match
         identity['eval_precision'] = precision
     return identity
+
+
+def _missing_corrections(config: ExperimentConfig, done: Mapping[str, Any], collection: str) -> list[str]:
+    """The configured bias corrections a finished collection of a unit has no results for (a unit
+    finished before ``evaluation.bias_corrections`` listed them holds ``none`` only)."""
+    have = done.get('collections', {}).get(collection, {}).get('corrections', {'none': None})
+    return [c for c in config.evaluation.bias_corrections if c not in have]
 
 
 def _read_json(path: Path) -> dict | None:
@@ -334,6 +388,7 @@ def _train_stage(recipe: Any, *, train_dir: Any, device: str | None, progress: b
             raise ExperimentError(f"{output} was trained with another recipe: delete it to retrain")
         return {'steps': done.get('steps'), 'train_seconds': done.get('train_seconds'),
                 'pairs_per_second': done.get('pairs_per_second'), 'reused': True}
+    output.parent.mkdir(parents=True, exist_ok=True)  # the unit's folder under the models root
     resume = checkpoint_dir(output).exists()
     result = train(recipe, train_dir=train_dir, resume=resume, device=device, progress=progress, eval_index=index)
     if not result.completed:
@@ -382,7 +437,7 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
         f"evaluated on {', '.join(collections)} at encoder precision {eval_precision(config)} "
         f"(asked: {config.evaluation.precision})")
     for unit in units:
-        recipes = [] if unit.arm == 'base' else arm_recipes(config, unit.arm, unit.seed, unit.dir, base_recipe)
+        recipes = [] if unit.arm == 'base' else arm_recipes(config, unit.arm, unit.seed, base_recipe=base_recipe)
         identity = _unit_identity(config, unit, recipes)
         if unit.arm == 'base':
             identity['base'] = base_model
@@ -393,6 +448,13 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
             raise ExperimentError(f"{done_path}: this unit was finished under another configuration; delete "
                                   f"{unit.dir} to redo it, or restore the configuration")
         todo = [c for c in collections if done is None or c not in done.get('collections', {})]
+        missing = sorted({m for c in collections if c not in todo for m in _missing_corrections(config, done, c)})
+        if missing:
+            # its model is gone, and a retrained one would be another model on another machine:
+            # corrected results must come from the very vectors the uncorrected ones did
+            raise ExperimentError(f"{done_path}: no results under bias correction {', '.join(missing)} (finished "
+                                  f"before evaluation.bias_corrections listed it); delete {unit.dir} to redo the "
+                                  "unit, or leave the correction out of the configuration")
         if not todo:
             say(f"{unit.label}: done, skipped")
             continue
@@ -424,10 +486,12 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
         for collection in todo:
             say(f"{unit.label}: evaluating on {collection}")
             started = time.time()
-            results = evaluate_model(model, config, [collection])[collection]
-            _save_results(unit.dir / RESULTS_FORMAT.format(collection=collection), results)
+            by_correction = evaluate_model(model, config, [collection], train_dir=train_dir, log=say)[collection]
+            for label, results in by_correction.items():
+                _save_results(results_path(unit.dir, collection, label), results)
             evaluation[collection] = {'seconds': round(time.time() - started, 1),
-                                      'summary': _summary(results)}
+                                      'summary': _summary(by_correction['none']),
+                                      'corrections': {label: _summary(r) for label, r in by_correction.items()}}
         record = {'fingerprint': fingerprint, 'arm': unit.arm, 'seed': unit.seed, 'model': model,
                   'training': training, 'collections': evaluation, 'identity': identity,
                   'finished': time.strftime('%Y-%m-%dT%H:%M:%S')}
@@ -438,6 +502,10 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
         if recipes and not keep_models:
             for recipe in recipes:
                 shutil.rmtree(recipe.output_dir, ignore_errors=True)
+            try:  # the unit's (now empty) folder under the models root
+                recipes[-1].output_dir.parent.rmdir()
+            except OSError:
+                pass
 
     return collections
 
