@@ -372,6 +372,21 @@ def test_two_stage_arm_continues_from_its_first_stage(work):
     assert report['answer'] == []  # nothing to compare with
 
 
+@pytest.mark.slow
+def test_seeds_flag_runs_one_seed_of_every_arm_first(work, capsys):
+    path = _write_config(work, 'seeds.yaml', name='seeds', output=str(work / 'seeds'), arms='[base, hybrid]')
+    config = load_config(path)
+    assert main([str(path), '--seeds', '2']) == 0
+    done = {u.label: (u.dir / DONE_FILE).is_file() for u in plan(config)}
+    assert done == {'base': True, 'hybrid seed 1': False, 'hybrid seed 2': True}
+    # the report covers the finished units only
+    report = json.loads((work / 'seeds' / 'report.json').read_text(encoding='utf-8'))
+    assert report['collections']['xquad-r']['corrections']['none']['arms']['hybrid']['multi']['n'] == 1
+    capsys.readouterr()
+    assert main([str(path), '--seeds', '7']) == 2
+    assert capsys.readouterr().err.strip() == "error: seed(s) 7 not in the experiment's seeds (1, 2)"
+
+
 # -- arms as recipes (no training) -----------------------------------------------------------------
 
 def test_arm_recipes_share_the_budget_and_round_trip(work):

@@ -32,10 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--progress', action='store_true', help="show the trainer's progress bars")
     parser.add_argument('--arms', default=None, metavar='ARM[,ARM]',
                         help='run only these arms now (the report covers every finished unit)')
+    parser.add_argument('--seeds', default=None, metavar='SEED[,SEED]',
+                        help='run only these seeds now, e.g. one seed of every arm first')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--dry-run', action='store_true', help='print the units and their recipes; run nothing')
     group.add_argument('--report-only', action='store_true', help='only (re)write the report from finished units')
     return parser
+
+
+def _seeds(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        return [int(v) for v in value.split(',')]
+    except ValueError:
+        raise SystemExit(f"error: --seeds takes comma-separated integers, got {value!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         report = run_experiment(config, train_dir=args.train_dir, device=args.device, progress=args.progress,
                                 keep_models=args.keep_models, report_only=args.report_only,
-                                only_arms=args.arms.split(',') if args.arms else None)
+                                only_arms=args.arms.split(',') if args.arms else None,
+                                only_seeds=_seeds(args.seeds))
     except (ValueError, OSError, RuntimeError) as exc:
         # our errors (ExperimentError, RecipeError, TrainDataError, EncoderError, ...) are one line
         message = ' '.join(str(exc).split()) or type(exc).__name__

@@ -19,7 +19,7 @@ __all__ = ['run_experiment']
 def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | None = None,
                    device: str | None = None, progress: bool = False, keep_models: bool = False,
                    report_only: bool = False, only_arms: Sequence[str] | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
+                   only_seeds: Sequence[int] | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) every unit of ``config``, then write the report; returns the report dict.
 
     Parameters
@@ -37,6 +37,9 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
         Train and evaluate nothing: report on the units already finished.
     only_arms : sequence of str, optional
         Run only these arms now; the report covers every finished unit.
+    only_seeds : sequence of int, optional
+        Run only these seeds now (the base arm, which has none, always runs), e.g. one seed of every arm
+        first, so that a session cut short still answers the question at one seed.
     log : callable, optional
         Receives progress lines (default: stderr).
 
@@ -46,7 +49,8 @@ def run_experiment(config: ExperimentConfig, *, train_dir: str | os.PathLike | N
         See :func:`pyserini_hybrid.experiment._runner.run_units`.
     """
     collections = run_units(config, train_dir=train_dir, device=device, progress=progress,
-                            keep_models=keep_models, report_only=report_only, only_arms=only_arms, log=log)
+                            keep_models=keep_models, report_only=report_only, only_arms=only_arms,
+                            only_seeds=only_seeds, log=log)
     report = build_experiment_report(config, collections)
     if report['collections'] or not report_only:
         paths = write_experiment_report(report, config.output_dir)

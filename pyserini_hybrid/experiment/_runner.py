@@ -410,6 +410,7 @@ class _Log:
 def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None = None,
               device: str | None = None, progress: bool = False, keep_models: bool = False,
               report_only: bool = False, only_arms: Sequence[str] | None = None,
+              only_seeds: Sequence[int] | None = None,
               log: Callable[[str], None] | None = None) -> list[str]:
     """Run (or resume) every unit of ``config``; returns the collections evaluated.
 
@@ -421,6 +422,10 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
     unknown = sorted(set(only_arms or ()) - set(config.arms))
     if unknown:
         raise ExperimentError(f"arm(s) {', '.join(unknown)} not in the experiment's arms ({', '.join(config.arms)})")
+    unknown_seeds = sorted(set(only_seeds or ()) - set(config.seeds))
+    if unknown_seeds:
+        raise ExperimentError(f"seed(s) {', '.join(map(str, unknown_seeds))} not in the experiment's seeds "
+                              f"({', '.join(map(str, config.seeds))})")
     out_dir = config.output_dir
     if not report_only:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -458,7 +463,9 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
         if not todo:
             say(f"{unit.label}: done, skipped")
             continue
-        if report_only or (only_arms and unit.arm not in only_arms):
+        skipped = ((only_arms and unit.arm not in only_arms)
+                   or (only_seeds and unit.seed is not None and unit.seed not in only_seeds))
+        if report_only or skipped:
             say(f"{unit.label}: not finished ({', '.join(todo)} missing), left out of the report")
             continue
         unit.dir.mkdir(parents=True, exist_ok=True)
