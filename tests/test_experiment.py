@@ -316,6 +316,12 @@ def test_experiment_end_to_end_resumable(work):
                                         budget='{max_steps: 3, batch_size: 4}'))
     with pytest.raises(ExperimentError, match=r'hybrid/seed-1/done\.json: this unit was finished under another'):
         run_experiment(changed, log=log.append)
+    # another precision (what another kind of CPU resolves 'auto' to) is refused with the fix spelled out
+    elsewhere = load_config(_write_config(work, 'elsewhere.yaml', instructions=SHARED,
+                                          evaluation=_corrected(work).replace('fp32', 'int8')))
+    with pytest.raises(ExperimentError, match=r'evaluated at precision fp32; this machine resolves .int8. to int8: '
+                                              r'set evaluation\.precision to fp32 to continue it'):
+        run_experiment(elsewhere, log=log.append)
 
     # the CLI: --report-only rewrites the report from the finished units, byte for byte: twice, and
     # from a copy of the results folder elsewhere with no model anywhere (what a clean clone has)

@@ -144,3 +144,27 @@ def test_fusion_of_run_files_as_columns_is_fuse_runs(runs, tmp_path):
         _assert_identical(fused.to_run(), fuse_runs(on_disk, method, hits=20))
         assert write_run(fused, tmp_path / 'a.trec').read_bytes() == \
             write_run(fuse_runs(on_disk, method, hits=20), tmp_path / 'b.trec').read_bytes()
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_fuse_run_files_in_processes_writes_what_fuse_runs_fuses(runs, tmp_path, workers):
+    from pyserini_hybrid._trec import TrecFormatError, write_run
+    from pyserini_hybrid.search import fuse_run_files
+
+    dense, bm25, third = runs
+    pairs = [(dense, bm25), (bm25, third), (third, dense)]
+    jobs = []
+    for i, pair in enumerate(pairs):
+        inputs = [write_run(run, tmp_path / f'in{i}-{j}.trec') for j, run in enumerate(pair)]
+        jobs.append((inputs, tmp_path / f'out{i}.trec'))
+    written = fuse_run_files(jobs, 'rrf', hits=25, tag='fused', workers=workers)
+    assert written == [output for _, output in jobs]               # job order, whatever finished first
+    for (inputs, _), path in zip(jobs, written):
+        on_disk = [read_run(p) for p in inputs]
+        assert path.read_bytes() == write_run(fuse_runs(on_disk, 'rrf', hits=25), tmp_path / 'ref.trec',
+                                              tag='fused').read_bytes()
+    (tmp_path / 'in1-0.trec').write_text('q1 Q0 d1 1 not-a-score run\n')
+    with pytest.raises(TrecFormatError, match='in1-0.trec'):        # a worker's error reaches the caller
+        fuse_run_files(jobs, 'rrf', hits=25, workers=workers)
+    with pytest.raises(ValueError, match='hits must be positive'):
+        fuse_run_files(jobs, 'rrf', hits=0, workers=workers)

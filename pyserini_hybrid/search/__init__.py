@@ -10,7 +10,8 @@ Pyserini's ``FaissSearcher`` (``python -m pyserini_hybrid.search --index DIR --t
 - :func:`bm25_runs` searches Lucene indexes built through Pyserini with a Lucene analyzer per
   language (see :mod:`pyserini_hybrid.search._bm25` for Thai and the pooled Multi index).
 - :func:`fuse_runs` fuses runs (RRF, interpolation) with numpy, agreeing exactly with ``pyserini.fusion``;
-  :func:`fuse_columns` does it on :class:`~pyserini_hybrid._trec.RunColumns` (read, fused, written as arrays).
+  :func:`fuse_columns` does it on :class:`~pyserini_hybrid._trec.RunColumns` (read, fused, written as arrays),
+  :func:`fuse_run_files` from run files to run files, the settings in parallel processes.
 
 CLI: ``python -m pyserini_hybrid.search --help``. Importing this package loads neither torch,
 pyserini nor the JVM.
@@ -20,9 +21,9 @@ from pyserini_hybrid.search._bm25 import (ANALYZERS, BM25_B, BM25_K1, bm25_index
 from pyserini_hybrid.encoders._cache import cache_root, embed_pool, embed_texts, embedding_cache_dir
 from pyserini_hybrid.search._dense import (build_faiss_index, dense_runs, dense_search, iter_dense_runs, top_k,
                                            write_faiss_index)
-from pyserini_hybrid.search._fusion import FUSION_METHODS, fuse_columns, fuse_runs
+from pyserini_hybrid.search._fusion import FUSION_METHODS, fuse_columns, fuse_run_files, fuse_runs
 
 __all__ = ['ANALYZERS', 'BM25_B', 'BM25_K1', 'FUSION_METHODS', 'bm25_index_for', 'bm25_runs', 'bm25_search',
            'build_bm25_index', 'build_faiss_index', 'cache_root', 'default_index_root', 'dense_runs', 'dense_search',
-           'embed_pool', 'embed_texts', 'embedding_cache_dir', 'fuse_columns', 'fuse_runs', 'iter_bm25_runs',
-           'iter_dense_runs', 'thai_bigrams', 'top_k', 'write_faiss_index']
+           'embed_pool', 'embed_texts', 'embedding_cache_dir', 'fuse_columns', 'fuse_run_files', 'fuse_runs',
+           'iter_bm25_runs', 'iter_dense_runs', 'thai_bigrams', 'top_k', 'write_faiss_index']

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--precision', default='auto', choices=PRECISIONS,
                    help="encoder precision (default auto: bf16 where native (CPU with AMX/AVX512-BF16, GPU), "
                         "else int8 on CPU)")
-    p.add_argument('--threads', type=int, default=None, help='torch threads and Lucene indexing threads')
+    p.add_argument('--threads', type=int, default=None, help='torch threads, Lucene indexing threads, fusion processes (default: the cores)')
     p.add_argument('--bias-correction', default='none', metavar='METHOD[:RANK]',
                    help=f"language-bias correction of the dense vectors: {', '.join(BIAS_METHODS)}; lir/lsar take "
                         f"a rank (e.g. lsar:8); statistics are fitted on first use and saved beside the model "
@@ -361,25 +361,45 @@ def run(args: argparse.Namespace) -> list[Path]:
         runs = _dense_iter(args, pool, settings)
     elif args.retriever == 'bm25':
         runs = _bm25_iter(args, pool, settings)
+    elif dense_paths and bm25_paths:
+        return _fuse_files(args, settings, dense_paths, bm25_paths)
     else:
         runs = _fusion_iter(args, pool, settings, dense_paths, bm25_paths)
     return _write(args, runs, settings)
 
 
+def _output_path(args, dataset_id: str) -> Path:
+    from pyserini_hybrid.datasets import run_filename
+
+    return Path(args.output) / run_filename(dataset_id) if args.all_settings else Path(args.output)
+
+
+def _fuse_files(args, settings, dense_paths, bm25_paths) -> list[Path]:
+    """Both sides on disk: fuse file to file, the settings in parallel processes."""
+    from tqdm.auto import tqdm
+
+    from pyserini_hybrid.search._fusion import fuse_run_files
+
+    if args.all_settings:
+        Path(args.output).mkdir(exist_ok=True)
+    jobs = [((dense_paths[s.dataset_id], bm25_paths[s.dataset_id]), _output_path(args, s.dataset_id))
+            for s in settings]
+    with tqdm(total=len(jobs), desc='fusion settings', unit='setting', disable=len(jobs) == 1) as bar:
+        return fuse_run_files(jobs, method=args.fusion_method, rrf_k=args.rrf_k, alpha=args.alpha, hits=args.hits,
+                              tag='pyserini_hybrid.fusion', workers=args.threads or None,
+                              progress=lambda _: bar.update())
+
+
 def _write(args, runs, settings) -> list[Path]:
     from tqdm.auto import tqdm
 
-    from pyserini_hybrid.datasets import run_filename
-
     tag = f'pyserini_hybrid.{args.retriever}'
     written = []
-    output = Path(args.output)
     if args.all_settings:
-        output.mkdir(exist_ok=True)
+        Path(args.output).mkdir(exist_ok=True)
     for dataset_id, result in tqdm(runs, total=len(settings), desc=f'{args.retriever} settings', unit='setting',
                                    disable=len(settings) == 1):
-        path = output / run_filename(dataset_id) if args.all_settings else output
-        written.append(write_run(result, path, tag=tag, hits=args.hits))
+        written.append(write_run(result, _output_path(args, dataset_id), tag=tag, hits=args.hits))
     return written
 
 

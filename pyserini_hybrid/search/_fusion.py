@@ -16,13 +16,15 @@ without Python objects per hit (:func:`fuse_runs` converts a :data:`Run` both wa
 """
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
-from pyserini_hybrid._trec import Run, RunColumns, _block_starts
+from pyserini_hybrid._trec import Run, RunColumns, _block_starts, read_run_columns, write_run
 
-__all__ = ['FUSION_METHODS', 'fuse_columns', 'fuse_runs']
+__all__ = ['FUSION_METHODS', 'fuse_columns', 'fuse_run_files', 'fuse_runs']
 
 FUSION_METHODS = ('rrf', 'interpolation')
 
@@ -139,3 +141,43 @@ def fuse_columns(runs: Sequence[RunColumns], method: str = 'rrf', rrf_k: int = 6
     topics, docs, total = topics[order], docs[order], total[order]
     keep = np.arange(len(topics)) - _block_starts(topics) < hits
     return RunColumns(topic_names, doc_names, topics[keep], docs[keep], total[keep])
+
+
+def _fuse_files(inputs: tuple[Path, ...], output: Path, tag: str, options: dict) -> Path:
+    return write_run(fuse_columns([read_run_columns(path) for path in inputs], **options), output, tag=tag,
+                     hits=options['hits'])
+
+
+def fuse_run_files(jobs: Sequence[tuple[Sequence[str | os.PathLike], str | os.PathLike]], method: str = 'rrf',
+                   rrf_k: int = 60, alpha: float = 0.5, hits: int = 1000, depth: int | None = None,
+                   tag: str = 'pyserini_hybrid.fusion', workers: int | None = None,
+                   progress: Callable[[Path], None] | None = None) -> list[Path]:
+    """Fuse run files into run files: each job is ``(input paths, output path)``, as :func:`fuse_columns`.
+
+    Settings are independent, so they are fused in ``workers`` processes (default: one per CPU core,
+    at most one per job); each output is written atomically. Returns the outputs in job order.
+    """
+    jobs = [(tuple(Path(p) for p in inputs), Path(output)) for inputs, output in jobs]
+    for inputs, _ in jobs:   # bad options fail here, not in a worker
+        _check(inputs, method, rrf_k, alpha, hits, depth)
+    options = dict(method=method, rrf_k=rrf_k, alpha=alpha, hits=hits, depth=depth)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    workers = min(workers, len(jobs))
+    written = []
+    if workers <= 1:
+        for inputs, output in jobs:
+            written.append(_fuse_files(inputs, output, tag, options))
+            if progress:
+                progress(written[-1])
+        return written
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may hold threads (pyarrow's pool, a JVM) that a fork would copy half-done
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as executor:
+        for path in executor.map(_fuse_files, *zip(*[(i, o, tag, options) for i, o in jobs])):
+            written.append(path)
+            if progress:
+                progress(path)
+    return written
