@@ -175,9 +175,9 @@ def test_experiment_end_to_end_resumable(work):
     # here, and none would if the base were evaluated again (the Mono means alone move by ~.005);
     # the bounds below check the values, this the gap, with room on both sides of 10%
     from pyserini_hybrid.experiment import load_unit_results
-    base_ap = load_unit_results(units[0].dir / 'results-xquad-r.json.gz')
+    base_ap = load_unit_results(results_path(units[0].dir, 'xquad-r'))
     for unit in units[1:]:
-        results = load_unit_results(unit.dir / 'results-xquad-r.json.gz')
+        results = load_unit_results(results_path(unit.dir, 'xquad-r'))
         assert set(results) == set(base_ap) and len(results) == 122
         pairs = [(results[s].per_query['AP'][q], ap) for s in base_ap for q, ap in base_ap[s].per_query['AP'].items()]
         changed = sum(abs(a - b) > 1e-6 for a, b in pairs) / len(pairs)
@@ -187,7 +187,7 @@ def test_experiment_end_to_end_resumable(work):
     # models, and the arm's Mono mAP is the mean of its 11 Mono settings
     for unit in (units[0], units[3]):
         model = json.loads((unit.dir / DONE_FILE).read_text(encoding='utf-8'))['model']
-        results = load_unit_results(unit.dir / 'results-xquad-r.json.gz')
+        results = load_unit_results(results_path(unit.dir, 'xquad-r'))
         for lang in ('en', 'de', 'es'):
             low, high = _mono_ap_bounds(model, work / 'lareqa', lang)
             assert low - 1e-9 <= results[f'lareqa/xquad-r/{lang}'].mean('AP') <= high + 1e-9
@@ -218,7 +218,7 @@ def test_experiment_end_to_end_resumable(work):
     # the shift moves every document of a language by one vector: Mono and Cross per-query AP are
     # those of the uncorrected vectors, Multi changes (its pooled ranking mixes languages)
     for unit in units:
-        plain = load_unit_results(unit.dir / 'results-xquad-r.json.gz')
+        plain = load_unit_results(results_path(unit.dir, 'xquad-r'))
         moved = load_unit_results(results_path(unit.dir, 'xquad-r', 'shift'))
         assert set(moved) == set(plain)
         for dataset_id, r in plain.items():
@@ -597,3 +597,34 @@ def test_shipped_config_is_valid_and_realistic():
     assert len(config.seeds) >= 3
     assert (repo / config.recipe).is_file() or Path(config.recipe).is_file()
     assert math.isclose(config.alpha, 0.5)
+
+
+def test_unit_results_round_trip_losslessly_and_point_to_the_plain_file(tmp_path):
+    from pyserini_hybrid.eval import SettingResult
+    from pyserini_hybrid.experiment import load_unit_results
+    from pyserini_hybrid.experiment._runner import _save_results
+
+    qids = ['q3_en', 'q1_en', 'q2_de']                               # not sorted: order is kept
+    ap = {'q3_en': 1 / 3, 'q1_en': 0.0, 'q2_de': 0.1234567890123}   # 1/n, zero, any float
+    mono = SettingResult('lareqa/x/en', 'mono', 'en', ('en',), 5, 5, {'AP': dict(ap)},
+                         dict(zip(qids, ['en', 'en', 'de'])), source='exact: m')
+    multi = SettingResult('lareqa/x', 'multi', None, ('de', 'en'), 9, 9, {'AP': {q: 1.0 for q in qids}},
+                          dict(zip(qids, ['en', 'en', 'de'])), rank_distance={q: 2.0 for q in qids},
+                          source='exact: m')
+    plain = tmp_path / 'results-x.json.xz'
+    _save_results(plain, {mono.dataset_id: mono, multi.dataset_id: multi})
+    back = load_unit_results(plain)
+    assert back == {mono.dataset_id: mono, multi.dataset_id: multi}
+    assert list(back[mono.dataset_id].per_query['AP']) == qids
+    assert all(type(v) is float for v in back[multi.dataset_id].per_query['AP'].values())
+
+    # a correction that leaves Mono alone and moves Multi: Mono is stored as a pointer, read back whole
+    shifted = {mono.dataset_id: dataclasses.replace(mono, source='exact: m (shift)'),
+               multi.dataset_id: dataclasses.replace(multi, per_query={'AP': {q: 0.5 for q in qids}},
+                                                     source='exact: m (shift)')}
+    moved = tmp_path / 'results-x-shift.json.xz'
+    _save_results(moved, shifted, reference=plain)
+    assert load_unit_results(moved) == shifted
+    plain.write_bytes(b'\x1f\x8b junk')
+    with pytest.raises(ExperimentError, match=r'/results-x\.json\.xz: unreadable results'):
+        load_unit_results(moved)

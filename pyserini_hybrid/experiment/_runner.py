@@ -4,8 +4,8 @@ Layout of the output folder (``config.output_dir``)::
 
     arms/<arm>/seed-<seed>/          one unit (the base arm: arms/base/)
         recipe.yaml                  the training recipe of the unit (stage-1.yaml + recipe.yaml for two stages)
-        results-<collection>.json.gz per-query AP and rank distance of every setting (exact, full pool)
-        results-<collection>-<correction>.json.gz   the same under each bias correction but none
+        results-<collection>.json.xz per-query AP and rank distance of every setting (exact, full pool)
+        results-<collection>-<correction>.json.xz   the same under each bias correction but none
         done.json                    the unit's complete marker, written last and atomically
     report.md, report.json           the experiment report (rebuilt from the units on every run)
     figures/*.svg                    its figures (when matplotlib is installed)
@@ -25,6 +25,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import sys
@@ -40,7 +41,7 @@ __all__ = ['Unit', 'plan', 'arm_recipes', 'recipe_yaml', 'available_collections'
            'run_units', 'load_unit_results', 'results_path', 'DONE_FILE', 'RESULTS_FORMAT']
 
 DONE_FILE = 'done.json'
-RESULTS_FORMAT = 'results-{collection}.json.gz'
+RESULTS_FORMAT = 'results-{collection}.json.xz'
 TRAINED_ARMS = tuple(a for a in ARMS if a != 'base')
 # Measures kept per query in the unit files: what the report tests. Per-setting means of the
 # other measures are kept in done.json.
@@ -61,10 +62,10 @@ class Unit:
 
 def results_path(unit_dir: Path, collection: str, correction: str = 'none') -> Path:
     """A unit's per-query results of one collection under one bias correction (``none``: the
-    uncorrected file, named as before corrections existed; ``lsar:8`` -> ``...-lsar_8.json.gz``)."""
+    uncorrected file, named as before corrections existed; ``lsar:8`` -> ``...-lsar_8.json.xz``)."""
     if correction == 'none':
         return unit_dir / RESULTS_FORMAT.format(collection=collection)
-    return unit_dir / f"results-{collection}-{correction.replace(':', '_')}.json.gz"
+    return unit_dir / f"results-{collection}-{correction.replace(':', '_')}.json.xz"
 
 
 def model_root(config: ExperimentConfig, arm: str, seed: int) -> Path:
@@ -290,33 +291,84 @@ def _embed(pool: Any, encoder: Any):
         return embed_pool(pool, encoder, cache_dir=cache_dir)
 
 
-def _save_results(path: Path, results: Mapping[str, Any]) -> None:
+_PER_QID = ('query_langs', 'rank_distance')   # SettingResult's other {qid: value} fields
+
+
+def _exact_reciprocal(value: float) -> float | int:
+    """``n`` where ``value`` is exactly ``1.0 / n`` (the AP of a query with one relevant document at
+    rank n, i.e. every Mono and Cross query), else ``value``: a small int compresses far better."""
+    if value > 0:
+        n = round(1 / value)
+        if n >= 1 and 1.0 / n == value:
+            return n
+    return value
+
+
+def _save_results(path: Path, results: Mapping[str, Any], reference: Path | None = None) -> None:
     """Every field of each setting's result, per-query values of :data:`_PER_QUERY` only (the
-    others as setting means), as gzip JSON written atomically."""
+    others as setting means), as xz-compressed JSON written atomically.
+
+    Lossless but compact (~0.22 MB a file for XQuAD-R, 7x less than gzip JSON of dicts, so that an
+    experiment's results can be committed): per-query values are lists aligned with the setting's
+    ``qids``, an AP of exactly 1/n is stored as n, and xz finds the ids repeated across settings.
+    A setting whose result equals that of the ``reference`` file (a saved sibling, e.g. the
+    uncorrected results: a document shift cannot reorder one language's documents, so Mono and
+    Cross are unchanged by it) is stored as a pointer to it.
+    """
+    same = load_unit_results(reference) if reference is not None else {}
     payload = {}
     for dataset_id, r in results.items():
+        if dataset_id in same and dataclasses.replace(same[dataset_id], source=r.source) == r:
+            payload[dataset_id] = {'same_as': reference.name, 'source': r.source}
+            continue
         fields = dataclasses.asdict(r)
-        fields['per_query'] = {m: r.per_query[m] for m in _PER_QUERY}
+        qids = list(r.per_query[_PER_QUERY[0]])
+        fields['qids'] = qids
+        fields['per_query'] = {m: [_exact_reciprocal(r.per_query[m][q]) for q in qids] for m in _PER_QUERY}
+        for name in _PER_QID:
+            values = fields[name]
+            if values is not None and len(values) == len(qids) and all(q in values for q in qids):
+                fields[name] = [values[q] for q in qids]
         payload[dataset_id] = {'result': fields, 'means': {m: r.mean(m) for m in r.per_query}}
-    raw = gzip.compress(json.dumps(payload, sort_keys=True).encode('utf-8'), mtime=0)
+    raw = lzma.compress(json.dumps(payload, sort_keys=True).encode('utf-8'), preset=6)
     with atomic_write(path, 'wb') as out:
         out.write(raw)
 
 
 def load_unit_results(path: str | os.PathLike) -> dict:
-    """Read a unit's ``results-<collection>.json.gz`` back into ``{dataset_id: SettingResult}``."""
+    """Read a unit's ``results-<collection>.json.xz`` back into ``{dataset_id: SettingResult}``
+    (also the plain gzip JSON of units finished before 2026-12-03)."""
     from pyserini_hybrid.eval import SettingResult
 
     path = Path(path)
     try:
-        payload = json.loads(gzip.decompress(path.read_bytes()).decode('utf-8'))
+        data = path.read_bytes()
+        data = gzip.decompress(data) if data[:2] == b'\x1f\x8b' else lzma.decompress(data)
+        payload = json.loads(data.decode('utf-8'))
         known = {f.name for f in dataclasses.fields(SettingResult)}
-        out = {}
+        out, siblings = {}, {}
         for dataset_id, entry in payload.items():
+            if 'same_as' in entry:
+                name = entry['same_as']
+                if name not in siblings:
+                    if Path(name).name != name or name == path.name:
+                        raise ValueError(f"bad reference {name!r}")
+                    siblings[name] = load_unit_results(path.with_name(name))
+                out[dataset_id] = dataclasses.replace(siblings[name][dataset_id], source=entry['source'])
+                continue
             fields = {k: v for k, v in entry['result'].items() if k in known}
+            qids = entry['result'].get('qids')
+            if qids is not None:   # lists aligned with qids
+                fields['per_query'] = {m: {q: v if isinstance(v, float) else 1.0 / v for q, v in zip(qids, values)}
+                                       for m, values in fields['per_query'].items()}
+                for name in _PER_QID:
+                    if isinstance(fields.get(name), list):
+                        fields[name] = dict(zip(qids, fields[name]))
             fields['doc_langs'] = tuple(fields['doc_langs'])
             out[dataset_id] = SettingResult(**fields)
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+    except ExperimentError:   # a sibling's, already naming its file
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, lzma.LZMAError, ZeroDivisionError) as exc:
         raise ExperimentError(f"{path}: unreadable results ({exc}); delete the unit folder to redo it") from None
     return out
 
@@ -501,8 +553,11 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
             say(f"{unit.label}: evaluating on {collection}")
             started = time.time()
             by_correction = evaluate_model(model, config, [collection], train_dir=train_dir, log=say)[collection]
+            plain = results_path(unit.dir, collection)
+            _save_results(plain, by_correction['none'])
             for label, results in by_correction.items():
-                _save_results(results_path(unit.dir, collection, label), results)
+                if label != 'none':   # the settings a correction leaves unchanged point to the plain file
+                    _save_results(results_path(unit.dir, collection, label), results, reference=plain)
             evaluation[collection] = {'seconds': round(time.time() - started, 1),
                                       'summary': _summary(by_correction['none']),
                                       'corrections': {label: _summary(r) for label, r in by_correction.items()}}
