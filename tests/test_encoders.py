@@ -481,7 +481,7 @@ def test_native_bf16_follows_the_cpu_flags(monkeypatch):
     assert _model.native_bf16() is True
 
 
-def test_auto_never_resolves_to_emulated_bf16(monkeypatch):
+def test_auto_reads_native_bf16_from_the_cpu_flags(monkeypatch):
     """On a CPU without AVX512-BF16/AMX, 'auto' is int8 for inference and fp32 for training, never bf16."""
     from pyserini_hybrid.encoders import _model
 
