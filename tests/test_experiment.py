@@ -628,3 +628,21 @@ def test_unit_results_round_trip_losslessly_and_point_to_the_plain_file(tmp_path
     plain.write_bytes(b'\x1f\x8b junk')
     with pytest.raises(ExperimentError, match=r'/results-x\.json\.xz: unreadable results'):
         load_unit_results(moved)
+
+
+@pytest.mark.slow
+def test_committed_seed_question_report_is_rebuilt_byte_identically(tmp_path):
+    """What a clean clone has: the committed units and report; --report-only trains nothing and
+    writes the same bytes (the report, its JSON and the figures)."""
+    repo = Path(__file__).resolve().parents[1]
+    committed = repo / 'experiments' / 'results' / 'seed-question'
+    out = tmp_path / 'seed-question'
+    shutil.copytree(committed, out)
+    for name in ('report.md', 'report.json'):
+        (out / name).unlink()
+    shutil.rmtree(out / 'figures')
+    assert main([str(repo / 'experiments' / 'seed-question.yaml'), '--report-only', '--output', str(out)]) == 0
+    expected = sorted(p.relative_to(committed) for p in committed.rglob('*') if p.is_file())
+    assert sorted(p.relative_to(out) for p in out.rglob('*') if p.is_file()) == expected
+    for name in expected:
+        assert (out / name).read_bytes() == (committed / name).read_bytes(), name
