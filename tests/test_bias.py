@@ -150,6 +150,45 @@ def test_fitted_twice_identical_saved_beside_the_model_and_reloaded(tiny, fixtur
 
 
 @pytest.mark.slow
+def test_shift_fits_the_passage_side_only_and_a_later_method_adds_the_query_side(tiny, fixture_pool, tmp_path,
+                                                                                 monkeypatch):
+    from pyserini_hybrid.encoders import Encoder, load_bias_correction
+
+    import shutil
+
+    monkeypatch.setenv('PYSERINI_HYBRID_CACHE', str(tmp_path / 'cache'))
+    model = shutil.copytree(tiny, tmp_path / 'model', ignore=shutil.ignore_patterns('bias-*'))   # no saved statistics
+    encoder = Encoder(str(model), precision='fp32')
+    calls = []
+    for side in ('queries', 'passages'):
+        real = getattr(encoder, f'encode_{side}')
+        monkeypatch.setattr(encoder, f'encode_{side}',
+                            lambda texts, *a, _real=real, _side=side, **k: calls.append(_side) or _real(texts, *a, **k))
+    shift = load_bias_correction(encoder, 'shift', source='docs', pool=fixture_pool)
+    assert set(calls) == {'passages'} and shift.stats.sides == ('passage',)
+    path = next(model.glob('bias-docs-xquad-r-*.npz'))
+    assert BiasStats.load(path).sides == ('passage',)
+    with pytest.raises(EncoderError, match='needs query-side statistics'):
+        BiasCorrection('lir', BiasStats.load(path))
+    calls.clear()
+    lir = load_bias_correction(encoder, 'lir', source='docs', pool=fixture_pool)
+    assert set(calls) == {'queries'}, 'the passage side is kept, not embedded again'
+    merged = BiasStats.load(path)
+    assert merged.sides == ('query', 'passage') == lir.stats.sides
+    assert np.array_equal(merged.mean['passage'], shift.stats.mean['passage'])
+    # the merged file equals one fitted for both sides at once
+    from pyserini_hybrid.encoders._bias import bias_texts
+
+    both = fit_bias_stats(encoder, bias_texts('docs', LANGS, pool=fixture_pool), 'docs')
+    for side in ('query', 'passage'):
+        assert np.array_equal(merged.mean[side], both.mean[side])
+        assert np.array_equal(merged.components[side], both.components[side])
+    calls.clear()
+    load_bias_correction(encoder, 'shift', source='docs', pool=fixture_pool)
+    assert calls == [], 'read back, not refitted'
+
+
+@pytest.mark.slow
 def test_correction_survives_a_faiss_index_round_trip(tiny, fixture_pool, tmp_path, monkeypatch):
     from pyserini.search.faiss import FaissSearcher
 

@@ -317,11 +317,18 @@ def test_experiment_end_to_end_resumable(work):
     with pytest.raises(ExperimentError, match=r'hybrid/seed-1/done\.json: this unit was finished under another'):
         run_experiment(changed, log=log.append)
     # another precision (what another kind of CPU resolves 'auto' to) is refused with the fix spelled out
-    elsewhere = load_config(_write_config(work, 'elsewhere.yaml', instructions=SHARED,
-                                          evaluation=_corrected(work).replace('fp32', 'int8')))
+    elsewhere_path = _write_config(work, 'elsewhere.yaml', instructions=SHARED,
+                                   evaluation=_corrected(work).replace('fp32', 'int8'))
+    elsewhere = load_config(elsewhere_path)
     with pytest.raises(ExperimentError, match=r'evaluated at precision fp32; this machine resolves .int8. to int8: '
                                               r'set evaluation\.precision to fp32 to continue it'):
         run_experiment(elsewhere, log=log.append)
+    # ... but reading the finished units there (--report-only: nothing evaluated) is fine, and gives
+    # their results at the precision they were evaluated at
+    assert main([str(elsewhere_path), '--report-only']) == 0
+    reread = json.loads((work / 'out' / 'report.json').read_text(encoding='utf-8'))
+    assert reread['collections']['xquad-r'] == json.loads(json.dumps(redone['collections']['xquad-r']))
+    assert reread['encoder_precision'] == 'fp32'
 
     # the CLI: --report-only rewrites the report from the finished units, byte for byte: twice, and
     # from a copy of the results folder elsewhere with no model anywhere (what a clean clone has)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.datasets import Pool
     from pyserini_hybrid.encoders._model import Encoder
 
-__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_RANK', 'STATS_VERSION', 'BiasStats', 'BiasCorrection',
+__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_RANK', 'METHOD_SIDES', 'STATS_VERSION', 'BiasStats', 'BiasCorrection',
            'fit_bias_stats', 'parse_bias_method', 'bias_texts', 'bias_stats_path', 'bias_stats_for', 'load_bias_correction']
 
 BIAS_METHODS = ('none', 'shift', 'center', 'lir', 'lsar')
@@ -53,6 +53,9 @@ STATS_VERSION = 1
 TEXTS_PER_LANGUAGE = 300
 MAX_COMPONENTS = 16
 SIDES = ('query', 'passage')
+# The sides whose statistics each method reads: shift only moves documents, so fitting for it embeds
+# the fitting text once (passage side), not twice.
+METHOD_SIDES = {'none': (), 'shift': ('passage',), 'center': SIDES, 'lir': SIDES, 'lsar': SIDES}
 
 
 def parse_bias_method(value: str) -> tuple[str, int | None]:
@@ -77,7 +80,7 @@ class BiasStats:
     ----------
     langs : tuple of str
     mean : dict
-        ``{side: float32 [n_langs, dim]}``, side ``'query'`` or ``'passage'``.
+        ``{side: float32 [n_langs, dim]}``, side ``'query'`` or ``'passage'`` (only the fitted sides).
     components : dict
         ``{side: float32 [n_langs, k, dim]}``: each language's top right singular vectors
         (uncentred, as LIR takes them), ``k <= MAX_COMPONENTS``.
@@ -89,6 +92,11 @@ class BiasStats:
     mean: dict[str, np.ndarray]
     components: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The sides fitted (:data:`SIDES` order)."""
+        return tuple(s for s in SIDES if s in self.mean)
 
     def index(self, langs: Sequence[str]) -> np.ndarray:
         """Row of each language; a language without statistics is a one-line :class:`EncoderError`."""
@@ -104,7 +112,8 @@ class BiasStats:
         """Write the statistics as one ``.npz`` (atomically)."""
         from pyserini_hybrid._io import atomic_write
 
-        arrays = {f'{kind}_{side}': getattr(self, kind)[side] for kind in ('mean', 'components') for side in SIDES}
+        arrays = {f'{kind}_{side}': getattr(self, kind)[side] for kind in ('mean', 'components')
+                  for side in self.sides}
         arrays['langs'] = np.array(self.langs)
         arrays['meta'] = np.array(json.dumps(self.meta, sort_keys=True))
         path = Path(path)
@@ -119,9 +128,12 @@ class BiasStats:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data['meta']))
+                sides = [s for s in SIDES if f'mean_{s}' in data.files]
+                if not sides:
+                    raise KeyError('mean_passage')
                 stats = cls(langs=tuple(str(l) for l in data['langs']),
-                            mean={s: data[f'mean_{s}'].astype(np.float32) for s in SIDES},
-                            components={s: data[f'components_{s}'].astype(np.float32) for s in SIDES}, meta=meta)
+                            mean={s: data[f'mean_{s}'].astype(np.float32) for s in sides},
+                            components={s: data[f'components_{s}'].astype(np.float32) for s in sides}, meta=meta)
         except FileNotFoundError:
             raise EncoderError(f"bias statistics not found: {path}") from None
         except (OSError, KeyError, ValueError) as exc:
@@ -132,7 +144,7 @@ class BiasStats:
 
 
 def fit_bias_stats(encoder: 'Encoder', texts: Mapping[str, Sequence[str]], source: str,
-                   n_components: int = MAX_COMPONENTS) -> BiasStats:
+                   n_components: int = MAX_COMPONENTS, sides: Sequence[str] = SIDES) -> BiasStats:
     """Fit :class:`BiasStats` from unlabeled text of each language, embedded on both sides.
 
     Parameters
@@ -143,18 +155,26 @@ def fit_bias_stats(encoder: 'Encoder', texts: Mapping[str, Sequence[str]], sourc
         ``{lang: [text, ...]}``: monolingual text, no labels needed.
     source
         Recorded in the metadata (e.g. ``'ntrex'``).
+    n_components
+        Singular vectors kept per language and side.
+    sides
+        Which of ``'query'`` / ``'passage'`` to embed the text as (:data:`METHOD_SIDES` says which
+        each method reads).
     """
+    sides = tuple(s for s in SIDES if s in sides)
+    if not sides:
+        raise EncoderError(f"no side to fit bias statistics for; choose from {', '.join(SIDES)}")
     langs = tuple(sorted(texts))
     if not langs:
         raise EncoderError("no text to fit bias statistics from")
     empty = [l for l in langs if not texts[l]]
     if empty:
         raise EncoderError(f"no text to fit bias statistics for language {', '.join(empty)}")
-    mean: dict[str, list[np.ndarray]] = {s: [] for s in SIDES}
-    comps: dict[str, list[np.ndarray]] = {s: [] for s in SIDES}
+    mean: dict[str, list[np.ndarray]] = {s: [] for s in sides}
+    comps: dict[str, list[np.ndarray]] = {s: [] for s in sides}
     k = min(n_components, min(len(texts[l]) for l in langs))
     for lang in langs:
-        for side in SIDES:
+        for side in sides:
             embed = encoder.encode_queries if side == 'query' else encoder.encode_passages
             x = embed(list(texts[lang])).astype(np.float64)
             mean[side].append(x.mean(axis=0))
@@ -164,8 +184,8 @@ def fit_bias_stats(encoder: 'Encoder', texts: Mapping[str, Sequence[str]], sourc
             comps[side].append(vt)
     meta = {'encoder': encoder.spec.name, 'fingerprint': encoder.fingerprint, 'source': source,
             'texts_per_language': {l: len(texts[l]) for l in langs}, 'version': STATS_VERSION}
-    return BiasStats(langs=langs, mean={s: np.stack(mean[s]).astype(np.float32) for s in SIDES},
-                     components={s: np.stack(comps[s]).astype(np.float32) for s in SIDES}, meta=meta)
+    return BiasStats(langs=langs, mean={s: np.stack(mean[s]).astype(np.float32) for s in sides},
+                     components={s: np.stack(comps[s]).astype(np.float32) for s in sides}, meta=meta)
 
 
 def _sample(items: Sequence[str], n: int, salt: str) -> list[str]:
@@ -218,11 +238,12 @@ def bias_stats_path(encoder: 'Encoder', source: str) -> Path:
 
 def bias_stats_for(encoder: 'Encoder', source: str = 'ntrex', *, langs: Sequence[str] | None = None,
                    pool: 'Pool | None' = None, train_dir: str | os.PathLike | None = None, refit: bool = False,
-                   log=None) -> BiasStats:
+                   sides: Sequence[str] = SIDES, log=None) -> BiasStats:
     """The encoder's saved statistics for ``source``, fitted and saved on first use.
 
     ``langs`` defaults to the pool's languages (``docs``) or the eleven XQuAD-R languages (``ntrex``).
-    A saved file that lacks a wanted language is refitted.
+    A saved file that lacks a wanted language is refitted; one that lacks a wanted side (fitted for
+    ``shift`` only) gets that side added from the same texts.
     """
     from pyserini_hybrid.datasets._ntrex import VALIDATION_LANGUAGES
 
@@ -233,13 +254,23 @@ def bias_stats_for(encoder: 'Encoder', source: str = 'ntrex', *, langs: Sequence
     else:
         kind = source
     path = bias_stats_path(encoder, source)
+    kept = None
     if path.is_file() and not refit:
-        stats = BiasStats.load(path)
-        if set(langs) <= set(stats.langs):
-            return stats
+        kept = BiasStats.load(path)
+        if not set(langs) <= set(kept.langs):
+            kept = None
+        elif set(sides) <= set(kept.sides):
+            return kept
+    fit_langs = kept.langs if kept is not None else langs
+    fit_sides = tuple(s for s in sides if kept is None or s not in kept.sides)
     if log is not None:
-        log(f'fitting bias statistics of {encoder.spec.name} from {source} ({", ".join(langs)}) -> {path}')
-    stats = fit_bias_stats(encoder, bias_texts(kind, langs, pool=pool, train_dir=train_dir), source)
+        log(f'fitting {"+".join(fit_sides)} bias statistics of {encoder.spec.name} from {source} '
+            f'({", ".join(fit_langs)}) -> {path}')
+    stats = fit_bias_stats(encoder, bias_texts(kind, fit_langs, pool=pool, train_dir=train_dir), source,
+                           sides=fit_sides)
+    if kept is not None:   # same texts (a stable sample), the other side: merge into one file
+        stats.mean.update(kept.mean)
+        stats.components.update(kept.components)
     path.parent.mkdir(parents=True, exist_ok=True)
     stats.save(path)
     return stats
@@ -263,6 +294,11 @@ class BiasCorrection:
             raise EncoderError(f"unknown bias correction {method!r}; choices: {', '.join(BIAS_METHODS)}")
         if method != 'none' and stats is None:
             raise EncoderError(f"bias correction {method!r} needs fitted statistics")
+        missing = [s for s in METHOD_SIDES[method] if s not in stats.sides] if stats is not None else []
+        if missing:
+            raise EncoderError(f"bias correction {method!r} needs {' and '.join(missing)}-side statistics, fitted "
+                               f"for {', '.join(stats.sides)} only; refit them (python -m pyserini_hybrid.encoders "
+                               f"fit-bias --help)")
         self.method = method
         self.stats = stats
         self.rank = int(rank if rank is not None else DEFAULT_RANK.get(method, 0))
@@ -356,5 +392,6 @@ def load_bias_correction(encoder: 'Encoder', method: str = 'none', *, rank: int 
         raise EncoderError(f"unknown bias source {source!r}; choices: {', '.join(BIAS_SOURCES)}")
     if method == 'none':
         return BiasCorrection('none')
-    stats = bias_stats_for(encoder, source, langs=langs, pool=pool, train_dir=train_dir, log=log)
+    stats = bias_stats_for(encoder, source, langs=langs, pool=pool, train_dir=train_dir,
+                           sides=METHOD_SIDES[method], log=log)
     return BiasCorrection(method, stats, rank)

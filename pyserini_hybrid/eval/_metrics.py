@@ -241,5 +241,6 @@ def aggregate(results: Mapping[str, SettingResult], kind: str, value: str = PRIM
     by_lang = {lang: float(sum(w * v for w, v in units) / sum(w for w, _ in units))
                for lang, units in sorted(by_lang_units.items())}
     n_settings = len({dataset_id for dataset_id, _ in keys})
-    return {'macro': float(np.dot(weights, values)), 'micro': float(values.mean()),
+    # fsum, not numpy's SIMD reductions: the same number on every CPU (reports rebuilt elsewhere match)
+    return {'macro': math.fsum((weights * values).tolist()), 'micro': math.fsum(values.tolist()) / len(values),
             'n_settings': n_settings, 'n_queries': len(keys), 'by_lang': by_lang}

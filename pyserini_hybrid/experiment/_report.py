@@ -194,7 +194,25 @@ def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]
                         if primary else [])
     report['caveats'] = _caveats(config)
     report['figures'] = _figure_names(report) if _can_plot() else []
-    return report
+    return _rounded(report)
+
+
+# Means over thousands of per-query values differ in their last bits between CPUs (numpy's SIMD
+# reductions; the bootstrap intervals): 10 significant digits keep report.json byte-identical on every machine.
+_DIGITS = 10
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f'{value:.{_DIGITS}g}') if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, tuple):
+        items = [_rounded(v) for v in value]
+        return type(value)(*items) if hasattr(value, '_fields') else tuple(items)
+    return value
 
 
 def _correction_block(config: ExperimentConfig, collection: str, label: str,

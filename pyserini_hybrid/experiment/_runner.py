@@ -505,12 +505,16 @@ def run_units(config: ExperimentConfig, *, train_dir: str | os.PathLike | None =
             before, now = done.get('identity') or {}, json.loads(json.dumps(identity))   # both as JSON has them
             changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             detail = f" ({', '.join(changed)} differ)" if changed else ''
-            if changed == ['eval_precision']:   # the same experiment on another kind of CPU
-                was, now = before.get('eval_precision', 'fp32'), now.get('eval_precision', 'fp32')
-                detail = (f" (evaluated at precision {was}; this machine resolves {config.evaluation.precision!r} "
-                          f"to {now}: set evaluation.precision to {was} to continue it)")
-            raise ExperimentError(f"{done_path}: this unit was finished under another configuration{detail}; delete "
-                                  f"{unit.dir} to redo it, or restore the configuration")
+            # Read on another kind of CPU, a unit is fine for the report (which takes each unit's precision
+            # from its done.json); continuing it there would mix precisions.
+            if not (report_only and changed == ['eval_precision']):
+                if changed == ['eval_precision']:
+                    was, now = before.get('eval_precision', 'fp32'), now.get('eval_precision', 'fp32')
+                    detail = (f" (evaluated at precision {was}; this machine resolves "
+                              f"{config.evaluation.precision!r} to {now}: set evaluation.precision to {was} "
+                              "to continue it)")
+                raise ExperimentError(f"{done_path}: this unit was finished under another configuration{detail}; "
+                                      f"delete {unit.dir} to redo it, or restore the configuration")
         todo = [c for c in collections if done is None or c not in done.get('collections', {})]
         missing = sorted({m for c in collections if c not in todo for m in _missing_corrections(config, done, c)})
         if missing:
