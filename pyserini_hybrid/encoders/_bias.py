@@ -40,8 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyserini_hybrid.datasets import Pool
     from pyserini_hybrid.encoders._model import Encoder
 
-__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_RANK', 'METHOD_SIDES', 'STATS_VERSION', 'BiasStats', 'BiasCorrection',
-           'fit_bias_stats', 'parse_bias_method', 'bias_texts', 'bias_stats_path', 'bias_stats_for', 'load_bias_correction']
+__all__ = ['BIAS_METHODS', 'BIAS_SOURCES', 'DEFAULT_RANK', 'METHOD_SIDES', 'STATS_VERSION', 'BiasStats',
+           'BiasCorrection', 'fit_bias_stats', 'parse_bias_method', 'bias_texts', 'bias_stats_path', 'bias_stats_for', 'load_bias_correction']
 
 BIAS_METHODS = ('none', 'shift', 'center', 'lir', 'lsar')
 # Where the unlabeled text comes from: NTREX news sentences of the training side (default), or the
@@ -145,7 +145,7 @@ class BiasStats:
 
 def fit_bias_stats(encoder: 'Encoder', texts: Mapping[str, Sequence[str]], source: str,
                    n_components: int = MAX_COMPONENTS, sides: Sequence[str] = SIDES) -> BiasStats:
-    """Fit :class:`BiasStats` from unlabeled text of each language, embedded on both sides.
+    """Fit :class:`BiasStats` from unlabeled text of each language, embedded as queries and/or passages.
 
     Parameters
     ----------

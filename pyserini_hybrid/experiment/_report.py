@@ -197,8 +197,8 @@ def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]
     return _rounded(report)
 
 
-# Means over thousands of per-query values differ in their last bits between CPUs (numpy's SIMD
-# reductions; the bootstrap intervals): 10 significant digits keep report.json byte-identical on every machine.
+# Bootstrap intervals and other numpy reductions differ in their last bits between CPUs (SIMD width):
+# 10 significant digits keep report.json, and the figures drawn from it, byte-identical on every machine.
 _DIGITS = 10
 
 
