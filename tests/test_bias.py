@@ -152,9 +152,9 @@ def test_fitted_twice_identical_saved_beside_the_model_and_reloaded(tiny, fixtur
 @pytest.mark.slow
 def test_shift_fits_the_passage_side_only_and_a_later_method_adds_the_query_side(tiny, fixture_pool, tmp_path,
                                                                                  monkeypatch):
-    from pyserini_hybrid.encoders import Encoder, load_bias_correction
-
     import shutil
+
+    from pyserini_hybrid.encoders import Encoder, load_bias_correction
 
     monkeypatch.setenv('PYSERINI_HYBRID_CACHE', str(tmp_path / 'cache'))
     model = shutil.copytree(tiny, tmp_path / 'model', ignore=shutil.ignore_patterns('bias-*'))   # no saved statistics
