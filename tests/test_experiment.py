@@ -269,7 +269,7 @@ def test_experiment_end_to_end_resumable(work):
     assert 'in hybrid+instruct the instruction pairs get a fixed share of 0.5 of the batches' in md
     assert 'encoder precision fp32 (asked: fp32)' in md and report['encoder_precision'] == 'fp32'
     assert '## XQuAD-R, bias correction shift' in md and '### Multi mAP by query language' in md
-    assert 'Budget: every trained arm had 2 steps x 4 pairs' in md and 'stand-in' in md and 'Model size' in md
+    assert 'Budget: every trained arm had 2 steps x 4 pairs (8 pairs) and 2 seeds;' in md and 'stand-in' in md and 'Model size' in md
     hybrid_mono = block['arms']['hybrid']['mono']
     assert (f"{hybrid_mono['mean']:.3f} ± {hybrid_mono['sd']:.3f} [{hybrid_mono['ci95'][0]:.3f}, "
             f"{hybrid_mono['ci95'][1]:.3f}]") in md
@@ -398,6 +398,9 @@ def test_seeds_flag_runs_one_seed_of_every_arm_first(work, capsys):
     # the report covers the finished units only
     report = json.loads((work / 'seeds' / 'report.json').read_text(encoding='utf-8'))
     assert report['collections']['xquad-r']['corrections']['none']['arms']['hybrid']['multi']['n'] == 1
+    # ... and its caveats say so instead of claiming the configured seeds
+    assert report['caveats'][0].endswith('and 1 of the 2 configured seeds finished; a longer budget may rank '
+                                         'the arms otherwise.')
     capsys.readouterr()
     assert main([str(path), '--seeds', '7']) == 2
     assert capsys.readouterr().err.strip() == "error: seed(s) 7 not in the experiment's seeds (1, 2)"

@@ -192,7 +192,7 @@ def build_experiment_report(config: ExperimentConfig, collections: Sequence[str]
     primary = next((c for c in ('xquad-r', 'mlqa-r') if c in report['collections']), None)
     report['answer'] = ([s for sub in report['collections'][primary]['corrections'].values() for s in sub['answer']]
                         if primary else [])
-    report['caveats'] = _caveats(config)
+    report['caveats'] = _caveats(config, report)
     report['figures'] = _figure_names(report) if _can_plot() else []
     return _rounded(report)
 
@@ -262,13 +262,22 @@ def _correction_block(config: ExperimentConfig, collection: str, label: str,
     return block
 
 
-def _caveats(config: ExperimentConfig) -> list[str]:
-    """What the answer does not cover, in plain words, from the configuration."""
+def _caveats(config: ExperimentConfig, report: dict[str, Any]) -> list[str]:
+    """What the answer does not cover, in plain words, from the configuration and the finished units."""
     b = config.budget
     base = config.base or _recipe_base(config) or 'the recipe base'
+    # the seeds the trained arms actually have, not the configured list: a report on a partly run
+    # experiment must not claim seeds it has not seen
+    finished = sorted({len(entry['seeds']) for block in report['collections'].values()
+                       for sub in block['corrections'].values()
+                       for arm, entry in sub['arms'].items() if arm != 'base'})
+    if finished in ([], [len(config.seeds)]):
+        seeds = f"{len(config.seeds)} seeds"
+    else:
+        count = str(finished[0]) if len(finished) == 1 else f"{finished[0]} to {finished[-1]}"
+        seeds = f"{count} of the {len(config.seeds)} configured seeds finished"
     out = [f"Budget: every trained arm had {b.max_steps} steps x {b.batch_size} pairs "
-           f"({b.max_steps * b.batch_size:,} pairs) and {len(config.seeds)} seeds; a longer budget may rank the "
-           "arms otherwise."]
+           f"({b.max_steps * b.batch_size:,} pairs) and {seeds}; a longer budget may rank the arms otherwise."]
     sources = set(config.instructions.sources)
     if sources & {'offline', 'self-instruct', 'self-instruct-seed', 'self-instruct-user', 't0'}:
         out.append('Instruction data: an English-only offline stand-in (self-instruct and T0/P3 pairs) for '
