@@ -24,8 +24,8 @@ SLOW_WRITER = textwrap.dedent('''
     real_atomic_write = trec.atomic_write
 
     @contextlib.contextmanager
-    def slow_atomic_write(path):
-        with real_atomic_write(path) as out:
+    def slow_atomic_write(path, *args, **kwargs):
+        with real_atomic_write(path, *args, **kwargs) as out:
             class Slow:
                 def write(self, text):
                     for i in range(0, len(text), 1000):

@@ -64,6 +64,8 @@ def test_columnar_reader_equals_the_line_reader(rows, sep, blank_lines, odd):
 @pytest.mark.parametrize('line, message', [
     ('q1 Q0 d1 1 0.5', r'expected 6 columns'),
     ('q1 Q0 d1 1 0.5 tag extra', r'expected 6 columns'),
+    ('q1  d1 1 0.5 tag', r'expected 6 columns'),     # an empty field where the Q0 column is
+    ('q1 Q0 d1 1 0.5 ', r'expected 6 columns'),      # a trailing space where the tag is
     ('q1 Q0 d1 one 0.5 tag', r'is not numeric'),
     ('q1 Q0 d1 1 high tag', r'is not numeric'),
     ('q1 Q0 d1 1 nan tag', r'not a finite number'),

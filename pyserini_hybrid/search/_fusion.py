@@ -155,7 +155,8 @@ def fuse_run_files(jobs: Sequence[tuple[Sequence[str | os.PathLike], str | os.Pa
     """Fuse run files into run files: each job is ``(input paths, output path)``, as :func:`fuse_columns`.
 
     Settings are independent, so they are fused in ``workers`` processes (default: one per CPU core,
-    at most one per job); each output is written atomically. Returns the outputs in job order.
+    at most one per job), largest inputs first; each output is written atomically, and ``progress``
+    is called with each as it is written. Returns the outputs in job order.
     """
     jobs = [(tuple(Path(p) for p in inputs), Path(output)) for inputs, output in jobs]
     for inputs, _ in jobs:   # bad options fail here, not in a worker
@@ -172,12 +173,24 @@ def fuse_run_files(jobs: Sequence[tuple[Sequence[str | os.PathLike], str | os.Pa
                 progress(written[-1])
         return written
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    # Largest inputs first: the Multi setting is ~10x a Cross one, and last in setting order it would
+    # leave the other workers idle at the end.
+    def size(inputs: tuple[Path, ...]) -> int:
+        return sum(p.stat().st_size for p in inputs if p.is_file())   # a missing file fails in its worker
+
+    order = sorted(range(len(jobs)), key=lambda j: -size(jobs[j][0]))
     # spawn, not fork: the parent may hold threads (pyarrow's pool, a JVM) that a fork would copy half-done
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as executor:
-        for path in executor.map(_fuse_files, *zip(*[(i, o, tag, options) for i, o in jobs])):
-            written.append(path)
-            if progress:
-                progress(path)
-    return written
+        futures = {executor.submit(_fuse_files, *jobs[j], tag, options): j for j in order}
+        done: dict[int, Path] = {}
+        try:
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                if progress:
+                    progress(done[futures[future]])
+        except BaseException:
+            executor.shutdown(cancel_futures=True)   # the first failure stops the settings not yet started
+            raise
+    return [done[j] for j in range(len(jobs))]
