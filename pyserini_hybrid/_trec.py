@@ -230,9 +230,8 @@ def _arrow_columns(data: bytes):
     parsed by pyarrow (~7x faster than pandas); None where pyarrow refuses it."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
 
     # ids straight into dictionaries (they are repeated, and it halves the parse time); the Q0 and tag
     # columns are only checked for emptiness, as bytes (the caller has checked the file is UTF-8)
