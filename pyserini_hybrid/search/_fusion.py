@@ -165,8 +165,8 @@ def fuse_run_files(jobs: Sequence[tuple[Sequence[str | os.PathLike], str | os.Pa
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
     workers = min(workers, len(jobs))
-    written = []
     if workers <= 1:
+        written = []
         for inputs, output in jobs:
             written.append(_fuse_files(inputs, output, tag, options))
             if progress:
